@@ -1,0 +1,42 @@
+"""The ``seld`` console command: ``seld <subcommand> [options]``; ``seld <subcommand> --help``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from seld import __version__
+from seld.commands import COMMANDS
+from seld.errors import SeldError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seld",
+        description="textseld: stereo sound event localization and detection with frozen text encoders.",
+    )
+    parser.add_argument("--version", action="version", version=f"textseld {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_path in COMMANDS.items():
+        module = importlib.import_module(module_path)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except SeldError as exc:
+        print(f"seld {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
