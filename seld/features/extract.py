@@ -1,0 +1,324 @@
+"""Feature extraction of whole dataset splits to one HDF5 file per clip (spec section 4).
+
+Per-clip file ``<output_dir>/clips/<split>/<clip_id>.h5``:
+
+* one float32 dataset ``(T, n_mels)`` per feature channel, named after it (T = 250 for 5 s);
+* ``target``: the float32 ADPIT target ``(50, 6, 4, 13)`` (all zeros for an unlabelled clip);
+* attributes ``clip_id``, ``split``, ``audio_path``, ``channels`` (names in order),
+  ``has_labels``, ``feature_params`` (JSON of the settings the numbers depend on) and, written
+  last, ``complete = True``.
+
+A file is "complete and valid" when it opens, has every configured channel with the expected
+shape and dtype, the target, matching ``feature_params`` and ``complete``; a rerun skips such
+clips and recomputes all others. Files are written to a temporary name and renamed, so a crash
+never leaves a half-written file under the final name.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from seld.config import save_config, to_dict
+from seld.constants import LABEL_FRAMES, NUM_CLASSES, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES
+from seld.data.layout import Clip, discover_clips
+from seld.errors import ConfigError, DataError
+from seld.features.channels import FeatureContext, compute_channels, needs_wpe, resolve_channels
+from seld.features.config import FeatureConfig, num_label_frames
+from seld.features.stft import num_feature_frames, pad_to_label_frames
+from seld.io_utils import atomic_path
+
+CLIPS_DIR = "clips"
+CONFIG_FILE = "config.yml"
+
+
+@dataclass
+class ExtractionReport:
+    """What :func:`extract_features` did."""
+
+    done: int = 0
+    """Clips computed and written in this run."""
+    skipped: int = 0
+    """Clips whose file was already complete and valid."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(clip id or path, reason) of every clip that could not be processed."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+# --------------------------------------------------------------------------------------------
+# Computing features
+
+
+def prepare_audio(audio: np.ndarray, peak_normalize: bool, sample_rate: int):  # -> torch.Tensor
+    """Peak-normalise each clip of ``audio (B, 2, n)`` and zero-pad it to whole label frames.
+
+    Returns a float64 tensor ``(B, 2, n')``. The peak is taken over both channels so the
+    level difference between L and R is kept; an all-zero clip is left as it is.
+    """
+    import torch
+
+    x = torch.as_tensor(np.asarray(audio), dtype=torch.float64)
+    if x.ndim != 3 or x.shape[1] != 2:
+        raise ValueError(f"audio must be (batch, 2, samples), got {tuple(x.shape)}")
+    if peak_normalize:
+        peak = x.abs().amax(dim=(1, 2), keepdim=True)
+        x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
+    return pad_to_label_frames(x, sample_rate)
+
+
+def compute_batch_features(
+    audio: np.ndarray, channels: Iterable[str], cfg: FeatureConfig
+) -> dict[str, np.ndarray]:
+    """Features of a batch of equally long stereo clips ``(B, 2, n)``: name -> float32 ``(B, T, M)``.
+
+    T = 5 x ceil(n / 2400) at hop 480 and 24 kHz (250 for a 5 s clip); see
+    :mod:`seld.features.stft` for the padding and trimming.
+    """
+    sr = cfg.audio.sample_rate
+    x = prepare_audio(audio, cfg.peak_normalize, sr)
+    frames = num_feature_frames(x.shape[-1], cfg.stft.hop_length, sr)
+    ctx = FeatureContext(x, frames, cfg.stft, cfg.mel, cfg.wpe, sr)
+    return {k: v.numpy().astype(np.float32) for k, v in compute_channels(ctx, channels).items()}
+
+
+def compute_clip_features(audio: np.ndarray, channels: list[str], cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """Features of one stereo clip ``(2, n)`` of any length: name -> float32 ``(T, n_mels)``.
+
+    T = 5 x label frames, label frames = ceil(n / 2400) (the audio is zero-padded to that).
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 2 or audio.shape[0] != 2:
+        raise ValueError(f"audio must be stereo (2, samples), got shape {audio.shape}")
+    return {k: v[0] for k, v in compute_batch_features(audio[None], channels, cfg).items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Per-clip files
+
+
+def clip_file(output_dir: str | os.PathLike[str], split: str, clip_id: str) -> Path:
+    """Path of a clip's feature file: ``<output_dir>/clips/<split>/<clip_id>.h5``."""
+    return Path(output_dir) / CLIPS_DIR / split / f"{clip_id}.h5"
+
+
+def feature_params(cfg: FeatureConfig) -> str:
+    """JSON of every setting the stored numbers depend on (compared when resuming)."""
+    params = {
+        "stft": to_dict(cfg.stft),
+        "mel": to_dict(cfg.mel),
+        "peak_normalize": cfg.peak_normalize,
+        "sample_rate": cfg.audio.sample_rate,
+    }
+    if needs_wpe(cfg.channels):
+        params["wpe"] = to_dict(cfg.wpe)
+    return json.dumps(params, sort_keys=True)
+
+
+def expected_frames(cfg: FeatureConfig) -> tuple[int, int]:
+    """(feature frames, label frames) of one clip of ``cfg.audio.clip_samples`` samples."""
+    if cfg.audio.clip_samples <= 0:
+        raise ConfigError(
+            "audio.clip_samples must be > 0 for extraction to HDF5 (every clip needs the same length); "
+            "use audio.pad_or_trim to fix clips of other lengths"
+        )
+    sr = cfg.audio.sample_rate
+    return num_feature_frames(cfg.audio.clip_samples, cfg.stft.hop_length, sr), num_label_frames(
+        cfg.audio.clip_samples, sr
+    )
+
+
+def is_complete(path: str | os.PathLike[str], cfg: FeatureConfig) -> bool:
+    """Whether ``path`` is a complete, valid clip file for ``cfg`` (see module docstring)."""
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        return False
+    frames, label_frames = expected_frames(cfg)
+    try:
+        with h5py.File(p, "r") as f:
+            if not bool(f.attrs.get("complete", False)):
+                return False
+            if f.attrs.get("feature_params") != feature_params(cfg):
+                return False
+            for name in cfg.channels:
+                d = f.get(name)
+                if d is None or d.shape != (frames, cfg.mel.n_mels) or d.dtype != np.float32:
+                    return False
+            t = f.get("target")
+            shape = (label_frames, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES, NUM_CLASSES)
+            return t is not None and t.shape == shape and t.dtype == np.float32
+    except (OSError, KeyError, ValueError, RuntimeError):
+        return False
+
+
+def write_clip_file(
+    path: str | os.PathLike[str],
+    clip: Clip,
+    features: dict[str, np.ndarray],
+    target: np.ndarray,
+    cfg: FeatureConfig,
+) -> Path:
+    """Write one clip's features and target atomically; ``complete`` is the last attribute set."""
+    import h5py
+
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name in cfg.channels:
+                f.create_dataset(name, data=np.asarray(features[name], dtype=np.float32))
+            f.create_dataset("target", data=np.asarray(target, dtype=np.float32))
+            f.attrs["clip_id"] = clip.clip_id
+            f.attrs["split"] = clip.split
+            f.attrs["audio_path"] = str(clip.wav_path)
+            f.attrs["channels"] = list(cfg.channels)
+            f.attrs["has_labels"] = clip.csv_path is not None
+            f.attrs["feature_params"] = feature_params(cfg)
+            f.flush()
+            f.attrs["complete"] = True
+    return p
+
+
+def _load_target(clip: Clip, label_frames: int) -> np.ndarray:
+    from seld.data.metadata import read_metadata_csv
+    from seld.data.targets import build_adpit_target
+
+    if clip.csv_path is None:
+        return np.zeros((label_frames, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES, NUM_CLASSES), np.float32)
+    return build_adpit_target(read_metadata_csv(clip.csv_path, num_frames=label_frames), label_frames)
+
+
+# --------------------------------------------------------------------------------------------
+# The extraction run
+
+
+_Outcome = tuple[str, str, str]  # (clip id, "done" | "failed", reason)
+
+
+def _process_clips(cfg: FeatureConfig, clips: list[Clip]) -> list[_Outcome]:
+    """Compute and write the files of ``clips`` (one batch); never raises for a bad clip."""
+    from seld.data.audio import load_stereo
+
+    _, label_frames = expected_frames(cfg)
+    out: list[_Outcome] = []
+    loaded: list[tuple[Clip, np.ndarray, np.ndarray]] = []
+    for clip in clips:
+        try:
+            audio = load_stereo(clip.wav_path, cfg.audio)
+            target = _load_target(clip, label_frames)
+        except DataError as exc:
+            out.append((clip.clip_id, "failed", str(exc)))
+            clip_file(cfg.output_dir, clip.split, clip.clip_id).unlink(missing_ok=True)
+            continue
+        loaded.append((clip, audio, target))
+    if not loaded:
+        return out
+    try:
+        batch = compute_batch_features(np.stack([a for _, a, _ in loaded]), cfg.channels, cfg)
+        per_clip = [{k: v[i] for k, v in batch.items()} for i in range(len(loaded))]
+    except Exception:  # noqa: BLE001 - isolate the clip that breaks the batch
+        per_clip = []
+        for clip, audio, _ in loaded:
+            try:
+                per_clip.append(compute_clip_features(audio, cfg.channels, cfg))
+            except Exception as exc:  # noqa: BLE001
+                per_clip.append({"__error__": f"{clip.wav_path}: feature computation failed: {exc!r}"})
+    for (clip, _, target), feats in zip(loaded, per_clip):
+        if "__error__" in feats:
+            out.append((clip.clip_id, "failed", str(feats["__error__"])))
+            continue
+        try:
+            write_clip_file(clip_file(cfg.output_dir, clip.split, clip.clip_id), clip, feats, target, cfg)
+        except OSError as exc:
+            out.append((clip.clip_id, "failed", f"cannot write features: {exc}"))
+            continue
+        out.append((clip.clip_id, "done", ""))
+    return out
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _worker_task(args: tuple[FeatureConfig, list[Clip]]) -> list[_Outcome]:
+    return _process_clips(*args)
+
+
+def _chunks(items: list[Clip], size: int) -> Iterator[list[Clip]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _num_workers(cfg: FeatureConfig, num_tasks: int) -> int:
+    workers = cfg.workers or (os.cpu_count() or 1)
+    return max(1, min(workers, num_tasks))
+
+
+def list_clips(cfg: FeatureConfig) -> tuple[list[Clip], list[tuple[str, str]]]:
+    """Clips of ``cfg.splits`` and (clip, reason) of those rejected up front (missing labels)."""
+    clips = discover_clips(cfg.dataset_root, cfg.splits, require_labels=False)
+    good: list[Clip] = []
+    bad: list[tuple[str, str]] = []
+    for clip in clips:
+        if clip.csv_path is None and cfg.require_labels and clip.split != "eval":
+            bad.append((clip.clip_id, f"{clip.wav_path}: no label file in metadata_dev/{clip.split}/"))
+        else:
+            good.append(clip)
+    return good, bad
+
+
+def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionReport:
+    """Write the per-clip feature file of every clip of ``cfg.splits`` that lacks a valid one.
+
+    Bad clips are collected in ``report.failed`` (with the reason) while all good clips are
+    written; the resolved config is saved as ``<output_dir>/config.yml``.
+    """
+    from tqdm import tqdm
+
+    expected_frames(cfg)  # validates clip_samples before any work
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / CONFIG_FILE)
+
+    clips, rejected = list_clips(cfg)
+    report = ExtractionReport(failed=list(rejected))
+    todo: list[Clip] = []
+    for clip in clips:
+        if is_complete(clip_file(out_dir, clip.split, clip.clip_id), cfg):
+            report.skipped += 1
+        else:
+            todo.append(clip)
+    tasks = [(cfg, chunk) for chunk in _chunks(todo, cfg.clips_per_task)]
+    bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress or not todo, file=sys.stderr)
+    workers = _num_workers(cfg, len(tasks))
+
+    def consume(results: Iterable[list[_Outcome]]) -> None:
+        for outcomes in results:
+            for clip_id, status, reason in outcomes:
+                if status == "done":
+                    report.done += 1
+                else:
+                    report.failed.append((clip_id, reason))
+            bar.update(len(outcomes))
+
+    try:
+        if workers == 1:
+            consume(_worker_task(t) for t in tasks)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(workers, initializer=_worker_init) as pool:
+                consume(pool.imap_unordered(_worker_task, tasks))
+    finally:
+        bar.close()
+    return report
