@@ -17,8 +17,14 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from seld.accdoa import flatten_output, unflatten_output
-from seld.constants import NUM_CLASSES, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES, NUM_TRACKS, OUTPUT_DIM
+from seld.constants import (
+    NUM_CLASSES,
+    NUM_DUMMY_TRACKS,
+    NUM_TARGET_VALUES,
+    NUM_TRACKS,
+    OUTPUT_DIM,
+    OUTPUT_VALUES,
+)
 from seld.data.metadata import Event, write_metadata_csv
 
 DEFAULT_THRESHOLD: float = 0.5
@@ -34,6 +40,19 @@ def _to_numpy(output: Any) -> np.ndarray:
     if hasattr(output, "detach"):
         output = output.detach().cpu().numpy()
     return np.asarray(output, dtype=np.float64)
+
+
+def unflatten_output_np(output: np.ndarray) -> np.ndarray:
+    """``(..., 117)`` -> ``(..., 3 tracks, 3 values, 13 classes)``: :func:`seld.accdoa.unflatten_output` for numpy.
+
+    Kept here so that decoding and scoring do not import torch (tests check both agree).
+    """
+    return output.reshape(*output.shape[:-1], NUM_TRACKS, OUTPUT_VALUES, NUM_CLASSES)
+
+
+def flatten_output_np(tracks: np.ndarray) -> np.ndarray:
+    """``(..., 3, 3, 13)`` -> ``(..., 117)``: :func:`seld.accdoa.flatten_output` for numpy."""
+    return tracks.reshape(*tracks.shape[:-3], OUTPUT_DIM)
 
 
 def _angle_deg(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> np.ndarray:
@@ -57,7 +76,7 @@ def decode_output(
         raise ValueError(f"decode_output expects one clip's output (frames, {OUTPUT_DIM}), got shape {out.shape}")
     if not np.all(np.isfinite(out)):
         raise ValueError(f"decode_output: output of shape {out.shape} holds NaN or infinite values")
-    tracks = unflatten_output(out)  # (T, 3 tracks, 3 values, 13 classes)
+    tracks = unflatten_output_np(out)  # (T, 3 tracks, 3 values, 13 classes)
     x, y = tracks[:, :, 0, :], tracks[:, :, 1, :]  # (T, 3, 13)
     dist = np.maximum(tracks[:, :, 2, :], 0.0)
     active = np.sqrt(x**2 + y**2) > threshold
@@ -121,7 +140,7 @@ def target_to_output(target: Any) -> np.ndarray:
     a0, b0, b1, c0, c1, c2 = (values[:, i] for i in range(NUM_DUMMY_TRACKS))
     # a valid target fills one group per (frame, class), so the sums pick that group's tracks
     tracks = np.stack([a0 + b0 + c0, a0 + b1 + c1, a0 + b0 + c2], axis=1)  # (T, 3, 3, 13)
-    return flatten_output(tracks).astype(np.float32)
+    return flatten_output_np(tracks).astype(np.float32)
 
 
 def quantize_events(events: Sequence[Event]) -> list[Event]:

@@ -1,0 +1,413 @@
+"""Tests of seld.metrics: hand-computed cases, official quirks, parity with a plain loop implementation."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from seld.constants import NUM_CLASSES
+from seld.data.metadata import Event, fold_azimuth, read_metadata_csv, write_metadata_csv
+from seld.errors import ConfigError, DataError
+from seld.metrics import (
+    MetricConfig,
+    SeldScorer,
+    evaluate_folders,
+    format_table,
+    jackknife_ci,
+    score_outputs,
+)
+
+
+def ev(frame: int, cls: int, az: float, dist_cm: float = 200.0, source: int = 0) -> Event:
+    return Event(frame, cls, source, az, dist_cm)
+
+
+def score(pred, ref, **cfg):
+    """Score one clip in strict mode over one frame unless told otherwise."""
+    cfg.setdefault("mode", "strict")
+    cfg.setdefault("num_frames", 1 + max([e.frame for e in list(ref) + list(pred or [])], default=0))
+    scorer = SeldScorer(MetricConfig(**cfg))
+    scorer.add_clip(pred, ref)
+    return scorer.result()
+
+
+# --- hand-computed cases ----------------------------------------------------------------------
+
+
+def test_folded_azimuth_120_scored_correct_against_60():
+    s = score([ev(0, 0, 120)], [ev(0, 0, 60)])
+    assert (s.TP[0], s.FP_spatial[0], s.FP[0], s.FN[0]) == (1, 0, 0, 0)
+    assert s.classwise_F[0] == pytest.approx(1.0)
+    assert s.DOAE == pytest.approx(0.0)
+
+
+def test_40_degree_error_is_spatial_false_positive():
+    s = score([ev(0, 0, 50)], [ev(0, 0, 10)])
+    assert (s.TP[0], s.FP_spatial[0], s.FP[0], s.FN[0]) == (0, 1, 0, 0)
+    assert s.classwise_F[0] == 0.0
+    assert s.DOAE == pytest.approx(40.0)  # DOAE counts every pair, without thresholds
+
+
+def test_one_good_one_bad_frame_gives_half():
+    # frame 0: 10 deg off (TP); frame 1: 40 deg off (FP_spatial) -> F = 1 / (1 + 1) = 0.5
+    s = score([ev(0, 4, 20), ev(1, 4, 50)], [ev(0, 4, 10), ev(1, 4, 10)])
+    assert s.classwise_F[4] == pytest.approx(0.5)
+    assert s.classwise_DOAE[4] == pytest.approx(25.0)
+    assert s.F == pytest.approx(0.5 / NUM_CLASSES)
+
+
+def test_relative_distance_error_1_5_is_spatial_false_positive():
+    s = score([ev(0, 0, 10, dist_cm=500)], [ev(0, 0, 10, dist_cm=200)])
+    assert (s.TP[0], s.FP_spatial[0]) == (0, 1)
+    assert s.RDE == pytest.approx(1.5)
+    assert s.DE_m == pytest.approx(3.0)
+
+
+def test_relative_distance_error_exactly_at_threshold_is_true_positive():
+    s = score([ev(0, 0, 10, dist_cm=400)], [ev(0, 0, 10, dist_cm=200)])
+    assert (s.TP[0], s.FP_spatial[0]) == (1, 0)
+    assert s.RDE == pytest.approx(1.0)
+
+
+def test_angular_error_exactly_20_is_true_positive():
+    s = score([ev(0, 0, 30)], [ev(0, 0, 10)])
+    assert s.TP[0] == 1
+
+
+def test_absolute_distance_threshold_optional():
+    pred, ref = [ev(0, 0, 10, dist_cm=350)], [ev(0, 0, 10, dist_cm=200)]
+    assert score(pred, ref).TP[0] == 1
+    s = score(pred, ref, abs_dist_threshold_m=1.0)
+    assert (s.TP[0], s.FP_spatial[0]) == (0, 1)
+
+
+def test_two_same_class_sources_paired_by_hungarian():
+    # in file order pred[0] would pair with ref[0] (35 deg off); the optimal pairing is 5 + 5 deg
+    ref = [ev(0, 2, 10, 100, source=0), ev(0, 2, 50, 300, source=1)]
+    pred = [ev(0, 2, 45, 300, source=0), ev(0, 2, 15, 100, source=1)]
+    s = score(pred, ref)
+    assert (s.TP[2], s.FP_spatial[2], s.FP[2], s.FN[2]) == (2, 0, 0, 0)
+    assert s.classwise_DOAE[2] == pytest.approx(5.0)
+    assert s.classwise_RDE[2] == pytest.approx(0.0)  # the distances follow the pairing
+
+
+def test_hungarian_pairs_on_folded_azimuths():
+    ref = [ev(0, 2, 30, source=0), ev(0, 2, -60, source=1)]
+    pred = [ev(0, 2, -120, source=0), ev(0, 2, 150, source=1)]  # fold to -60 and 30
+    s = score(pred, ref)
+    assert s.TP[2] == 2 and s.classwise_DOAE[2] == pytest.approx(0.0)
+
+
+def test_extra_prediction_and_missing_reference_counted():
+    ref = [ev(0, 1, 0, source=0), ev(0, 1, 60, source=1)]
+    s = score([ev(0, 1, 58)], ref)
+    assert (s.TP[1], s.FP_spatial[1], s.FP[1], s.FN[1]) == (1, 0, 0, 1)
+    assert s.classwise_F[1] == pytest.approx(1 / (1 + 0.5))
+    s = score(ref, [ev(0, 1, 58)])
+    assert (s.TP[1], s.FP[1], s.FN[1]) == (1, 1, 0)
+
+
+def test_false_positive_only_class():
+    ref = [ev(0, 0, 10)]
+    pred = [ev(0, 0, 10), ev(0, 3, -20)]
+    s = score(pred, ref)
+    assert (s.TP[3], s.FP[3], s.FN[3], s.n_ref[3]) == (0, 1, 0, 0)
+    assert s.classwise_F[3] == 0.0
+    assert np.isnan(s.classwise_DOAE[3])
+    assert s.F == pytest.approx(1 / NUM_CLASSES)  # only class 0 scores
+    micro = score(pred, ref, average="micro")
+    assert micro.F == pytest.approx(1 / (1 + 0.5 * 1))
+
+
+def test_perfect_prediction_on_subset_scores_classes_over_13_in_macro():
+    classes = (0, 2, 5, 9)
+    ref = [ev(f, c, 10 * c - 40, 100 + 20 * f) for f in range(5) for c in classes]
+    s = score(list(ref), ref)
+    assert s.F == pytest.approx(len(classes) / NUM_CLASSES)
+    np.testing.assert_allclose(s.classwise_F[list(classes)], 1.0)
+    assert score(list(ref), ref, average="micro").F == pytest.approx(1.0)
+    assert s.DOAE == pytest.approx(0.0) and s.RDE == pytest.approx(0.0)
+
+
+def test_empty_scores_are_zero_and_nan():
+    s = SeldScorer().result()
+    assert s.F == 0.0 and np.isnan(s.DOAE) and np.isnan(s.RDE) and s.n_clips == 0
+
+
+# --- official quirks ------------------------------------------------------------------------
+
+
+def _clip_frames_0_to_9():
+    ref = [ev(f, 0, 20, 150) for f in range(10)]
+    pred = [ev(f, 0, 20, 150) for f in range(9)] + [ev(9, 0, -60, 150)]  # frame 9 is wrong
+    pred += [ev(30, 1, 0, 100)]  # a false alarm after the annotated part
+    return pred, ref
+
+
+def test_dcase2025_mode_does_not_score_last_annotated_frame():
+    pred, ref = _clip_frames_0_to_9()
+    scorer = SeldScorer(MetricConfig(mode="dcase2025"))
+    scorer.add_clip(pred, ref)
+    s = scorer.result()
+    assert s.n_frames == 9  # largest annotated frame index
+    assert (s.TP[0], s.FP_spatial[0], s.FN[0], s.n_ref[0]) == (9, 0, 0, 9)
+    assert s.FP[1] == 0
+
+
+def test_strict_mode_scores_all_frames():
+    pred, ref = _clip_frames_0_to_9()
+    scorer = SeldScorer(MetricConfig(mode="strict"))
+    scorer.add_clip(pred, ref)
+    s = scorer.result()
+    assert s.n_frames == 50
+    assert (s.TP[0], s.FP_spatial[0], s.FN[0], s.n_ref[0]) == (9, 1, 0, 10)
+    assert s.FP[1] == 1
+    assert s.classwise_F[0] == pytest.approx(9 / 10)
+
+
+def test_dcase2025_mode_skips_empty_reference_strict_does_not():
+    pred = [ev(3, 5, 0), ev(4, 5, 0)]
+    lax = SeldScorer(MetricConfig(mode="dcase2025"))
+    assert lax.add_clip(pred, []) is True  # counted as a clip (for the jackknife) but scores nothing
+    s = lax.result()
+    assert (s.n_clips, s.n_frames, s.n_empty_reference, int(s.FP.sum())) == (1, 0, 1, 0)
+    strict = SeldScorer(MetricConfig(mode="strict"))
+    strict.add_clip(pred, [])
+    assert strict.result().FP[5] == 2
+
+
+def test_missing_prediction_skipped_in_dcase2025_all_misses_in_strict():
+    ref = [ev(f, 7, 10) for f in range(6)]
+    lax = SeldScorer(MetricConfig(mode="dcase2025"))
+    assert lax.add_clip(None, ref) is False
+    s = lax.result()
+    assert (s.n_clips, s.n_missing_prediction, int(s.FN.sum())) == (0, 1, 0)
+    strict = SeldScorer(MetricConfig(mode="strict"))
+    strict.add_clip(None, ref)
+    s = strict.result()
+    assert (s.n_clips, s.n_missing_prediction, s.FN[7]) == (1, 1, 6)
+
+
+def test_strict_mode_rejects_reference_beyond_num_frames():
+    with pytest.raises(ValueError, match="frame 50"):
+        SeldScorer(MetricConfig(mode="strict")).add_clip([], [ev(50, 0, 0)], clip_id="x")
+
+
+def test_invalid_config_lists_valid_names():
+    with pytest.raises(ConfigError, match="dcase2025, strict"):
+        MetricConfig(mode="official")
+    with pytest.raises(ConfigError, match="macro, micro"):
+        MetricConfig(average="weighted")
+
+
+# --- parity with a plain loop implementation -------------------------------------------------
+
+
+def loop_reference(clips, cfg: MetricConfig):
+    """Frame-by-frame, class-by-class scoring with scipy's Hungarian solver (as the spec states)."""
+    eps = np.finfo(float).eps
+    tp, fp, fps, fn, n, ang_sum, rel_sum = (np.zeros(NUM_CLASSES) for _ in range(7))
+    for pred, ref in clips:
+        if pred is None and cfg.mode == "dcase2025":
+            continue
+        pred = pred or []
+        n_frames = max((e.frame for e in ref), default=0) if cfg.mode == "dcase2025" else cfg.num_frames
+        cells_r, cells_p = defaultdict(list), defaultdict(list)
+        for e in ref:
+            cells_r[e.frame, e.class_idx].append(e)
+        for e in pred:
+            cells_p[e.frame, e.class_idx].append(e)
+        for f in range(n_frames):
+            for c in range(NUM_CLASSES):
+                r, p = cells_r.get((f, c), []), cells_p.get((f, c), [])
+                if r and p:
+                    cost = np.abs(
+                        np.array([fold_azimuth(e.azimuth) for e in r])[:, None]
+                        - np.array([fold_azimuth(e.azimuth) for e in p])[None, :]
+                    )
+                    rows, cols = linear_sum_assignment(cost)
+                    for i, j in zip(rows, cols):
+                        a = cost[i, j]
+                        rel = abs(r[i].distance_cm - p[j].distance_cm) / (r[i].distance_cm + eps)
+                        bad = a > cfg.doa_threshold_deg or rel > cfg.rel_dist_threshold
+                        fps[c] += bad
+                        tp[c] += not bad
+                        n[c] += 1
+                        ang_sum[c] += a
+                        rel_sum[c] += rel
+                    fp[c] += max(0, len(p) - len(r))
+                    fn[c] += max(0, len(r) - len(p))
+                else:
+                    fp[c] += len(p)
+                    fn[c] += len(r)
+    f_c = tp / (eps + tp + fps + 0.5 * (fp + fn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        doae = np.where(n > 0, ang_sum / (n + eps), np.nan)
+        rde = np.where(n > 0, rel_sum / (n + eps), np.nan)
+    return dict(TP=tp, FP=fp, FP_spatial=fps, FN=fn, F=f_c.mean(), DOAE=np.nanmean(doae), RDE=np.nanmean(rde))
+
+
+def random_clip(rng: np.random.Generator, max_tracks: int = 3, az_step: int = 1):
+    """A random reference and a perturbed prediction (drops, false alarms, many same-class tracks)."""
+    ref, pred = [], []
+    for _ in range(rng.integers(0, 6)):
+        cls = int(rng.integers(0, 4))  # few classes, so same-class overlaps are frequent
+        start, length = int(rng.integers(0, 50)), int(rng.integers(1, 20))
+        n_src = int(rng.integers(1, max_tracks + 1))
+        for s in range(n_src):
+            az = float(rng.integers(-90 // az_step, 90 // az_step + 1) * az_step)
+            dist = float(rng.integers(50, 500))
+            for f in range(start, min(50, start + length)):
+                ref.append(Event(f, cls, s, az, dist))
+                if rng.random() < 0.8:
+                    pred.append(Event(f, cls, s, float(az + rng.integers(-30, 31) + 180 * rng.integers(0, 2)),
+                                      float(max(0, dist + rng.integers(-300, 300)))))
+    for _ in range(rng.integers(0, 10)):
+        pred.append(Event(int(rng.integers(0, 55)), int(rng.integers(0, 13)), 5, float(rng.integers(-180, 180)),
+                          float(rng.integers(0, 600))))
+    rng.shuffle(pred)  # order inside a cell must not matter except for ties
+    return pred, ref
+
+
+@pytest.mark.parametrize("mode", ["dcase2025", "strict"])
+def test_matches_loop_reference_on_random_clips(mode):
+    rng = np.random.default_rng(0)
+    clips = [random_clip(rng, max_tracks=6, az_step=30) for _ in range(60)]  # ties and >4-track cells
+    clips += [(None, clips[0][1]), ([], [])]
+    cfg = MetricConfig(mode=mode)
+    scorer = SeldScorer(cfg)
+    for pred, ref in clips:
+        scorer.add_clip(pred, ref)
+    got, want = scorer.result(), loop_reference(clips, cfg)
+    assert got.n_pairs.sum() > 500
+    for key in ("TP", "FP", "FP_spatial", "FN"):
+        np.testing.assert_array_equal(getattr(got, key), want[key], err_msg=key)
+    for key in ("F", "DOAE", "RDE"):
+        assert getattr(got, key) == pytest.approx(want[key], rel=1e-12), key
+
+
+def test_flushing_in_batches_gives_same_numbers(monkeypatch):
+    import seld.metrics as metrics
+
+    rng = np.random.default_rng(1)
+    clips = [random_clip(rng) for _ in range(25)]
+    whole = SeldScorer()
+    for pred, ref in clips:
+        whole.add_clip(pred, ref)
+    monkeypatch.setattr(metrics, "_FLUSH_CLIPS", 4)
+    batched = SeldScorer()
+    for pred, ref in clips:
+        batched.add_clip(pred, ref)
+    np.testing.assert_allclose(batched.clip_stats(), whole.clip_stats(), rtol=0, atol=1e-9)
+
+
+# --- jackknife ---------------------------------------------------------------------------------
+
+
+def test_jackknife_ci_of_a_mean_gives_standard_error_of_the_mean():
+    x = np.random.default_rng(2).normal(size=30)
+    partial = (x.sum() - x) / (x.size - 1)  # leave-one-out means
+    j = jackknife_ci(x.mean(), partial)
+    assert j.bias == pytest.approx(0.0, abs=1e-12)
+    assert j.std_err == pytest.approx(x.std(ddof=1) / np.sqrt(x.size))
+    from scipy import stats
+
+    t = stats.t.ppf(0.975, x.size - 1)
+    assert (j.ci_low, j.ci_high) == pytest.approx((x.mean() - t * j.std_err, x.mean() + t * j.std_err))
+
+
+def test_scorer_jackknife_equals_rescoring_without_each_clip():
+    rng = np.random.default_rng(3)
+    clips = [random_clip(rng) for _ in range(12)]
+    scorer = SeldScorer()
+    for pred, ref in clips:
+        scorer.add_clip(pred, ref)
+    partial_f = []
+    for i in range(len(clips)):
+        s = SeldScorer()
+        for k, (pred, ref) in enumerate(clips):
+            if k != i:
+                s.add_clip(pred, ref)
+        partial_f.append(s.result().F)
+    want = jackknife_ci(scorer.result().F, np.array(partial_f))
+    got = scorer.jackknife()["F"]
+    assert got.ci_low == pytest.approx(want.ci_low) and got.ci_high == pytest.approx(want.ci_high)
+    assert got.ci_low < got.value < got.ci_high
+
+
+# --- folders and model outputs -------------------------------------------------------------
+
+
+def _write_dataset(tmp_path: Path, rng: np.random.Generator, n: int = 6):
+    ref_root, pred_dir = tmp_path / "metadata_dev", tmp_path / "pred"
+    clips = {}
+    for i in range(n):
+        pred, ref = random_clip(rng)
+        name = f"fold4_room1_mix{i:03d}.csv"
+        split = "dev-test-sony" if i % 2 else "dev-test-tau"
+        ref = read_metadata_csv(write_metadata_csv(ref_root / split / name, ref))
+        if i != 0:  # clip 0 has no prediction; CSVs sort rows, which sets the Hungarian tie order
+            pred = read_metadata_csv(write_metadata_csv(pred_dir / name, pred))
+        clips[name] = (pred if i != 0 else None, ref)
+    write_metadata_csv(ref_root / "dev-test-tau" / "fold4_room1_empty.csv", [])
+    write_metadata_csv(pred_dir / "fold4_room1_empty.csv", [ev(2, 0, 0)])
+    clips["fold4_room1_empty.csv"] = ([ev(2, 0, 0)], [])
+    return ref_root, pred_dir, clips
+
+
+@pytest.mark.parametrize("mode", ["dcase2025", "strict"])
+def test_evaluate_folders_matches_in_memory_scoring(tmp_path, mode):
+    ref_root, pred_dir, clips = _write_dataset(tmp_path, np.random.default_rng(4))
+    cfg = MetricConfig(mode=mode)
+    got = evaluate_folders(pred_dir, ref_root, cfg)
+    want = loop_reference(list(clips.values()), cfg)
+    for key in ("TP", "FP", "FP_spatial", "FN"):
+        np.testing.assert_array_equal(getattr(got, key), want[key], err_msg=key)
+    assert got.F == pytest.approx(want["F"])
+    assert got.n_missing_prediction == 1
+    assert got.n_clips == (len(clips) - 1 if mode == "dcase2025" else len(clips))
+    payload = json.loads(json.dumps(got.to_dict(), allow_nan=False))
+    assert payload["mode"] == mode and payload["F"] == pytest.approx(got.F)
+    assert set(payload["classwise"]) >= {"Clapping", "Knock"}
+    table = format_table(got)
+    assert f"{mode} mode" in table and "Knock" in table
+
+
+def test_evaluate_folders_errors(tmp_path):
+    ref_root, pred_dir, _ = _write_dataset(tmp_path, np.random.default_rng(5), n=2)
+    with pytest.raises(DataError, match="does not exist"):
+        evaluate_folders(tmp_path / "nope", ref_root)
+    write_metadata_csv(pred_dir / "fold4_unknown.csv", [])
+    with pytest.raises(DataError, match="fold4_unknown.csv"):
+        evaluate_folders(pred_dir, ref_root)
+    write_metadata_csv(ref_root / "dev-test-sony" / "fold4_room1_empty.csv", [])
+    with pytest.raises(DataError, match="appears twice"):
+        evaluate_folders(pred_dir, ref_root)
+
+
+def test_score_outputs_equals_decode_write_evaluate(tmp_path):
+    from seld.decoding import write_prediction_csvs
+
+    rng = np.random.default_rng(6)
+    outputs, refs = {}, {}
+    for i in range(5):
+        out = rng.uniform(-1, 1, size=(50, 117)).astype(np.float32)
+        out.reshape(50, 3, 3, 13)[:, :, 2] = rng.uniform(-0.5, 4, size=(50, 3, 13))  # distances (m)
+        name = f"clip{i}"
+        outputs[name] = out
+        refs[name] = random_clip(rng)[1]
+        write_metadata_csv(tmp_path / "ref" / f"{name}.csv", refs[name])
+    write_prediction_csvs(tmp_path / "pred", list(outputs), list(outputs.values()))
+    for mode in ("dcase2025", "strict"):
+        cfg = MetricConfig(mode=mode)
+        a = score_outputs(outputs, refs, cfg)
+        b = evaluate_folders(tmp_path / "pred", tmp_path / "ref", cfg)
+        assert a.n_pairs.sum() > 50
+        for key in ("TP", "FP", "FP_spatial", "FN"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+        for key in ("F", "DOAE", "RDE"):
+            assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-12)
