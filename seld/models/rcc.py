@@ -98,8 +98,8 @@ class RCCEncoder(nn.Module):
         self.conformers = ConformerStack(cfg.out_dim, cfg.conformer, cfg.num_conformers)
 
     @classmethod
-    def from_config(cls, cfg: RCCConfig, d_model: int | None = None) -> "RCCEncoder":
-        """An RCC encoder; ``d_model`` (when given) must equal ``cfg.channels[-1]``."""
+    def from_config(cls, cfg: RCCConfig, d_model: int | None = None, load_pretrained: bool = True) -> "RCCEncoder":
+        """An RCC encoder; ``d_model`` (when given) must equal ``cfg.channels[-1]``; RCC has no pre-trained weights."""
         if d_model is not None and cfg.out_dim != d_model:
             raise ConfigError(f"rcc: channels[-1] = {cfg.out_dim} must equal the tokenizer d_model = {d_model}")
         return cls(cfg)

@@ -1,0 +1,110 @@
+"""SELD prediction heads: all return the activated multi-ACCDOA output ``(batch, 50, 117)`` (tanh x, y; ReLU distance).
+
+* ``PretrainHead`` (pre-training, spec section 5): concatenated tokens ``3 * embed_dim`` -> Linear -> 117.
+* ``GrepHead`` (GREP, spec section 6): pooled embedding A -> Linear(E, E) -> activation -> Linear(E, 117).
+* ``TrepHead`` (TREP): the text encoder's last hidden states at the three token positions,
+  concatenated ``3 * embed_dim`` -> Linear -> 117; ``init_from`` starts it from the pre-training head.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+import torch
+from torch import nn
+
+from seld.accdoa import activate_output
+from seld.constants import OUTPUT_DIM
+from seld.errors import ConfigError
+
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def _check_tokens(x: torch.Tensor, embed_dim: int, who: str) -> None:
+    if x.dim() != 4 or x.shape[-2:] != (3, embed_dim):
+        raise ValueError(f"{who} expects (batch, T, 3, {embed_dim}), got shape {tuple(x.shape)}")
+
+
+class PretrainHead(nn.Module):
+    """Tokens ``(batch, T, 3, E)`` [source, doa, dist] -> concat ``3E`` -> Linear -> activated ``(batch, T, 117)``."""
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.linear = nn.Linear(3 * embed_dim, OUTPUT_DIM)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` activated."""
+        _check_tokens(tokens, self.embed_dim, "pre-training head")
+        return activate_output(self.linear(tokens.flatten(-2)))
+
+
+class TrepHead(nn.Module):
+    """Hidden states at the three token positions ``(batch, T, 3, E)`` -> Linear(3E, 117) -> activated ``(batch, T, 117)``."""
+
+    def __init__(self, embed_dim: int) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.linear = nn.Linear(3 * embed_dim, OUTPUT_DIM)
+
+    def init_from(self, head: PretrainHead) -> "TrepHead":
+        """Copy the pre-training head's weights (same layout: concat of [source, doa, dist]); returns self."""
+        if not isinstance(head, PretrainHead) or head.linear.weight.shape != self.linear.weight.shape:
+            got = tuple(head.linear.weight.shape) if isinstance(head, PretrainHead) else type(head).__name__
+            raise ValueError(f"TREP head {tuple(self.linear.weight.shape)} cannot start from {got}")
+        with torch.no_grad():
+            self.linear.weight.copy_(head.linear.weight)
+            self.linear.bias.copy_(head.linear.bias)
+        return self
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` activated."""
+        _check_tokens(hidden, self.embed_dim, "TREP head")
+        return activate_output(self.linear(hidden.flatten(-2)))
+
+
+class GrepHead(nn.Module):
+    """Pooled embedding A ``(batch, T, E)`` -> Linear(E, H) -> activation -> dropout -> Linear(H, 117) -> activated ``(batch, T, 117)``."""
+
+    def __init__(self, embed_dim: int, hidden_dim: Optional[int] = None, activation: str = "gelu", dropout: float = 0.0) -> None:
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ConfigError(f"GREP head: unknown activation {activation!r}; valid: {', '.join(_ACTIVATIONS)}")
+        hidden = hidden_dim or embed_dim
+        self.embed_dim = embed_dim
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, hidden), _ACTIVATIONS[activation](), nn.Dropout(dropout), nn.Linear(hidden, OUTPUT_DIM)
+        )
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, embed_dim)`` -> ``(batch, T, 117)`` activated."""
+        if pooled.dim() != 3 or pooled.shape[-1] != self.embed_dim:
+            raise ValueError(f"GREP head expects (batch, T, {self.embed_dim}), got shape {tuple(pooled.shape)}")
+        return activate_output(self.mlp(pooled))
+
+
+@dataclass
+class HeadConfig:
+    """A fine-tuning head: ``type`` is ``grep`` or ``trep``; the other fields apply to GREP only."""
+
+    type: str = "grep"
+    hidden_dim: Optional[int] = None  # GREP hidden width; None = embed_dim
+    activation: Literal["gelu", "relu", "tanh"] = "gelu"
+    dropout: float = 0.0
+    init_from_pretrain: bool = True  # TREP: start from the pre-training head when one is available
+
+    def __post_init__(self) -> None:
+        from seld.models.registry import HEADS
+
+        if self.type not in HEADS:
+            raise ConfigError(f"head: unknown type {self.type!r}; valid: {', '.join(sorted(HEADS))}")
+
+
+def build_head(cfg: HeadConfig, embed_dim: int) -> nn.Module:
+    """The head named by ``cfg.type`` for tokens of width ``embed_dim``."""
+    from seld.models.registry import get_head
+
+    cls = get_head(cfg.type)
+    if cls is GrepHead:
+        return GrepHead(embed_dim, cfg.hidden_dim, cfg.activation, cfg.dropout)
+    return cls(embed_dim)
