@@ -411,3 +411,41 @@ def test_score_outputs_equals_decode_write_evaluate(tmp_path):
             np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
         for key in ("F", "DOAE", "RDE"):
             assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-12)
+
+
+# --- the `seld evaluate` command -------------------------------------------------------------
+
+
+def run_evaluate(argv: list[str]) -> int:
+    import argparse
+
+    from seld.commands import evaluate
+
+    parser = argparse.ArgumentParser()
+    evaluate.add_arguments(parser)
+    return evaluate.run(parser.parse_args(argv))
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_evaluate_command_prints_table_and_writes_json(tmp_path, capsys, strict):
+    ref_root, pred_dir, clips = _write_dataset(tmp_path, np.random.default_rng(7))
+    out_json = tmp_path / "out" / "scores.json"
+    argv = ["--pred", str(pred_dir), "--ref", str(ref_root), "--json", str(out_json), "--jackknife"]
+    assert run_evaluate(argv + (["--strict"] if strict else [])) == 0
+    printed = capsys.readouterr().out
+    mode = "strict" if strict else "dcase2025"
+    assert f"({mode} mode, macro average" in printed and "Water tap, faucet" in printed
+    payload = json.loads(out_json.read_text())
+    want = evaluate_folders(pred_dir, ref_root, MetricConfig(mode=mode))
+    assert payload["mode"] == mode
+    assert payload["F"] == pytest.approx(want.F) and 0 < payload["F"] < 1
+    assert payload["DOAE"] == pytest.approx(want.DOAE) and payload["RDE"] == pytest.approx(want.RDE)
+    assert f"{100 * want.F:6.2f} %" in printed
+    assert payload["classwise"]["Female speech, woman speaking"]["TP"] == int(want.TP[0])
+    low, high = payload["jackknife"]["F"]["ci"]
+    assert low < high
+
+
+def test_evaluate_command_missing_folder_is_data_error(tmp_path):
+    with pytest.raises(DataError, match="reference folder .* does not exist"):
+        run_evaluate(["--pred", str(tmp_path), "--ref", str(tmp_path / "missing")])
