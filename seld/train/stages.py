@@ -1,0 +1,384 @@
+"""The two training stages as tasks for the shared engine, their YAML schemas, and their runners.
+
+* Pre-training (spec section 5): tokenizer + pre-training head under ADPIT.
+* Fine-tuning (spec section 6): tokens injected into a template, a frozen text encoder, a GREP or
+  TREP head; loss ``embed_weight * MAE(A, E_text(X_gt)) + adpit_weight * ADPIT``.
+
+A checkpoint of either stage holds everything needed to rebuild its model without the YAML
+(model configs, stream channels, normalisation statistics): see :func:`load_task`.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import torch
+
+from seld.config import from_dict, to_dict
+from seld.data.dataset import StreamConfig
+from seld.errors import CheckpointError, ConfigError
+from seld.losses import adpit_loss, mae_alignment_loss
+from seld.metrics import MetricConfig
+from seld.models.heads import HeadConfig, PretrainHead, TrepHead, build_head
+from seld.models.pretrain import ModelConfig, PretrainModel
+from seld.models.text_encoders import FrozenTextEncoder, GroundTruthCache, TextEncoderConfig, build_text_encoder
+from seld.models.tokenizer import Tokenizer, TokenizerConfig
+from seld.text.sentences import frame_sentences
+from seld.text.templates import TEMPLATES
+from seld.text.tokenization import TemplateBatch
+from seld.train.checkpoint import load_checkpoint, load_model_state
+from seld.train.data import DataConfig, build_dataset, make_validator
+from seld.train.engine import SeldTask, StepOutput, TrainConfig, Trainer
+
+
+# ----------------------------------------------------------------------------- shared helpers
+def apply_stream_channels(tok: TokenizerConfig, streams: StreamConfig) -> TokenizerConfig:
+    """A copy of ``tok`` whose encoders take as many input channels as ``streams`` names.
+
+    The stream lists in ``data.streams`` are the one place that says which channels feed which
+    encoder; the encoders' ``in_channels`` follow them.
+    """
+    tok = copy.deepcopy(tok)
+    if tok.source_encoder == "rcc":
+        tok.rcc.in_channels = len(streams.src)
+    elif len(streams.src) != 1:
+        raise ConfigError(f"data.streams.src names {len(streams.src)} channels; the BEATs source encoder takes exactly one")
+    tok.doa.in_channels = len(streams.doa)
+    tok.dist.in_channels = len(streams.dist)
+    return tok
+
+
+def data_record(data: DataConfig) -> dict[str, Any]:
+    """What a checkpoint must know of the features to run on new audio: statistics and front end."""
+    from seld.config import read_yaml
+    from seld.features.extract import CONFIG_FILE
+    from seld.features.normalization import load_normalization
+
+    stats = load_normalization(data.normalization_path)
+    feature_cfg = Path(data.features_dir) / CONFIG_FILE
+    return {
+        "normalization": {name: {"mean": float(s.mean), "std": float(s.std)} for name, s in stats.items()},
+        "features": read_yaml(feature_cfg) if feature_cfg.is_file() else {},
+    }
+
+
+# ----------------------------------------------------------------------------- pre-training
+@dataclass
+class PretrainConfig:
+    """``seld pretrain`` / ``pretraining/config.yml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: MetricConfig = field(default_factory=MetricConfig)
+
+
+class PretrainTask(SeldTask):
+    """Tokenizer + pre-training head; loss = ADPIT."""
+
+    def __init__(self, model: PretrainModel, extras: dict[str, Any]):
+        super().__init__()
+        self.model = model
+        self._extras = extras
+
+    def predict(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """Activated multi-ACCDOA output ``(batch, frames, 117)``."""
+        return self.model(src, doa, dist)
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        out = self.model(batch["src"], batch["doa"], batch["dist"])
+        loss = adpit_loss(out.float(), batch["target"])
+        return StepOutput(loss=loss, output=out, logs={"adpit": float(loss.detach())})
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return self._extras
+
+
+def build_pretrain_task(cfg: PretrainConfig, record: dict[str, Any] | None = None) -> PretrainTask:
+    """The pre-training task (model built from config; BEATs weights read when configured)."""
+    model_cfg = ModelConfig(tokenizer=apply_stream_channels(cfg.model.tokenizer, cfg.data.streams))
+    model = PretrainModel.from_config(model_cfg)
+    extras = {
+        "stage": "pretrain",
+        "model": to_dict(model_cfg),
+        "streams": to_dict(cfg.data.streams),
+        **(record or {}),
+    }
+    return PretrainTask(model, extras)
+
+
+def run_pretraining(cfg: PretrainConfig) -> Trainer:
+    """Train the tokenizer; everything is checked (files, channels, checkpoints) before the first step."""
+    cfg.data.check_files()
+    train_set = build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=cfg.train.seed)
+    val_set = build_dataset(cfg.data, cfg.data.val_splits, train=False, seed=cfg.train.seed) if cfg.data.val_splits else None
+    task = build_pretrain_task(cfg, data_record(cfg.data))
+    trainer = Trainer(task, train_set, cfg.train, val_set, make_validator(cfg.metrics), resolved_config=cfg)
+    trainer.fit()
+    trainer.close()
+    return trainer
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+@dataclass
+class FinetuneModelConfig:
+    """The fine-tuning model: a pre-trained tokenizer, a frozen text encoder and a head."""
+
+    pretrained: Optional[str] = None
+    """Pre-training checkpoint (``.../checkpoints/best_f.pt``); its tokenizer config and weights are
+    used. None: a tokenizer from ``tokenizer`` with random weights (ablations only)."""
+    tokenizer: Optional[TokenizerConfig] = None
+    """Only when ``pretrained`` is None."""
+    text_encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+
+@dataclass
+class FinetuneLossConfig:
+    embed_weight: float = 0.01
+    """Weight of MAE(A, E_text(X_gt))."""
+    adpit_weight: float = 1.0
+
+
+@dataclass
+class FinetuneConfig:
+    """``seld finetune`` / ``finetuning/config.yml``; ``train.lr`` is the learning rate of new weights."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: FinetuneModelConfig = field(default_factory=FinetuneModelConfig)
+    loss: FinetuneLossConfig = field(default_factory=FinetuneLossConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50))
+    tokenizer_lr: float = 1e-6
+    """Learning rate of the pre-trained tokenizer weights."""
+    eval_template: int = 1
+    """Template index used at validation and inference (training draws one per clip and step)."""
+    gt_cache_size: int = 200_000
+    """Ground-truth sentence embeddings kept (oldest dropped first)."""
+    metrics: MetricConfig = field(default_factory=MetricConfig)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.eval_template < len(TEMPLATES):
+            raise ValueError(f"eval_template must be in 0..{len(TEMPLATES) - 1}, got {self.eval_template}")
+
+
+def _repeat_batch(batch: TemplateBatch, times: int) -> TemplateBatch:
+    """Each template row repeated ``times`` times (one per frame)."""
+    return TemplateBatch(*(t.repeat_interleave(times, dim=0) for t in (
+        batch.input_ids, batch.attention_mask, batch.slot_positions, batch.eot_positions)))
+
+
+class FinetuneTask(SeldTask):
+    """Tokens -> template -> frozen text encoder -> GREP / TREP head, with embedding alignment."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        text_encoder: FrozenTextEncoder,
+        head: torch.nn.Module,
+        head_type: str,
+        loss: FinetuneLossConfig,
+        tokenizer_lr: float,
+        eval_template: int,
+        gt_cache_size: int,
+        extras: dict[str, Any],
+        pretrained_tokenizer: bool,
+    ):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        self.head = head
+        self.head_type = head_type
+        self.loss_cfg = loss
+        self.tokenizer_lr = tokenizer_lr
+        self.eval_template = eval_template
+        self.pretrained_tokenizer = pretrained_tokenizer
+        self.gt_cache = GroundTruthCache(text_encoder, max_entries=gt_cache_size)
+        self._extras = extras
+        self._template_cache: dict[str, TemplateBatch] = {}
+
+    def _templates(self, templates: list[str], frames: int, device: torch.device) -> TemplateBatch:
+        key = "\x00".join(templates)
+        if key not in self._template_cache:
+            if len(self._template_cache) > 256:
+                self._template_cache.clear()
+            self._template_cache[key] = self.text_encoder.tokenizer.encode_templates(templates)
+        return _repeat_batch(self._template_cache[key], frames).to(device)
+
+    def _choose_templates(self, batch_size: int) -> list[str]:
+        if self.training:  # global torch RNG: restored on resume, so runs stay reproducible
+            idx = torch.randint(len(TEMPLATES), (batch_size,)).tolist()
+        else:
+            idx = [self.eval_template] * batch_size
+        return [TEMPLATES[i] for i in idx]
+
+    def encode(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor, templates: list[str]):
+        """Return (output ``(B, T, 117)``, A ``(B, T, out_dim)``) for the given per-clip templates."""
+        tokens = self.tokenizer(src, doa, dist)  # (B, T, 3, E)
+        b, t = tokens.shape[:2]
+        tb = self._templates(templates, t, tokens.device)
+        enc = self.text_encoder.forward_injected(tb, tokens.reshape(b * t, 3, tokens.shape[-1]))
+        pooled = enc.pooled.reshape(b, t, -1)
+        if self.head_type == "trep":
+            out = self.head(enc.slot_hidden.reshape(b, t, 3, -1))
+        else:
+            out = self.head(pooled)
+        return out, pooled
+
+    def predict(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """Activated multi-ACCDOA output ``(batch, frames, 117)`` with the evaluation template."""
+        return self.encode(src, doa, dist, [TEMPLATES[self.eval_template]] * src.shape[0])[0]
+
+    def embed(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """Audio-driven embeddings A ``(batch, frames, out_dim)`` with the evaluation template."""
+        return self.encode(src, doa, dist, [TEMPLATES[self.eval_template]] * src.shape[0])[1]
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        target = batch["target"]
+        templates = self._choose_templates(target.shape[0])
+        out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates)
+        target_np = target.detach().cpu().numpy()
+        sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl)]
+        gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
+        embed = mae_alignment_loss(pooled.float(), gt.float())
+        adpit = adpit_loss(out.float(), target)
+        loss = self.loss_cfg.embed_weight * embed + self.loss_cfg.adpit_weight * adpit
+        return StepOutput(loss=loss, output=out, logs={"adpit": float(adpit.detach()), "embed": float(embed.detach())})
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        tok_lr = self.tokenizer_lr if self.pretrained_tokenizer else lr
+        return [
+            {"params": [p for p in self.tokenizer.parameters() if p.requires_grad], "lr": tok_lr, "name": "tokenizer"},
+            {"params": [p for p in self.head.parameters() if p.requires_grad], "lr": lr, "name": "head"},
+        ]
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return self._extras
+
+
+def _pretrained_parts(path: str) -> tuple[TokenizerConfig, PretrainModel]:
+    ckpt = load_checkpoint(path)
+    extras = ckpt.get("task", {})
+    if extras.get("stage") != "pretrain":
+        raise CheckpointError(f"{path}: not a pre-training checkpoint (stage {extras.get('stage')!r})")
+    model_cfg = from_dict(ModelConfig, extras["model"], source=f"{path} (model config)")
+    model = PretrainModel.from_config(model_cfg, load_pretrained=False)
+    state = {k[len("model."):]: v for k, v in ckpt["model"].items() if k.startswith("model.")}
+    load_model_state(model, state, path)
+    return model_cfg.tokenizer, model
+
+
+def build_finetune_task(
+    cfg: FinetuneConfig, record: dict[str, Any] | None = None, load_weights: bool = True
+) -> FinetuneTask:
+    """The fine-tuning task. ``load_weights=False`` builds the architecture only (a checkpoint follows)."""
+    m = cfg.model
+    pretrain_model: PretrainModel | None = None
+    if m.pretrained is not None and load_weights:
+        tok_cfg, pretrain_model = _pretrained_parts(m.pretrained)
+        tokenizer = pretrain_model.tokenizer
+    else:
+        if m.tokenizer is None:
+            raise ConfigError("model.tokenizer must be given when model.pretrained is None")
+        tok_cfg = apply_stream_channels(m.tokenizer, cfg.data.streams)
+        tokenizer = Tokenizer.from_config(tok_cfg, load_pretrained=load_weights)
+    expected = {"rcc": len(cfg.data.streams.src), "doa": len(cfg.data.streams.doa), "dist": len(cfg.data.streams.dist)}
+    got = {"rcc": tok_cfg.rcc.in_channels, "doa": tok_cfg.doa.in_channels, "dist": tok_cfg.dist.in_channels}
+    if tok_cfg.source_encoder != "rcc":
+        expected.pop("rcc"), got.pop("rcc")
+    if expected != got:
+        raise ConfigError(f"data.streams give channel counts {expected} but the tokenizer takes {got}")
+    te_cfg = copy.deepcopy(m.text_encoder)
+    if not load_weights and te_cfg.kind == "clip":
+        te_cfg.pretrained, te_cfg.path = None, None  # weights come from the checkpoint
+    text_encoder = build_text_encoder(te_cfg)
+    if tok_cfg.embed_dim != text_encoder.width:
+        raise ConfigError(
+            f"tokenizer embed_dim {tok_cfg.embed_dim} != text encoder width {text_encoder.width} "
+            f"({te_cfg.kind} {te_cfg.resolved_name}); pre-train with model.tokenizer.embed_dim={text_encoder.width}"
+        )
+    head_type = m.head.type
+    head = build_head(m.head, text_encoder.out_dim if head_type == "grep" else text_encoder.width)
+    if head_type == "trep" and m.head.init_from_pretrain and pretrain_model is not None:
+        assert isinstance(head, TrepHead) and isinstance(pretrain_model.head, PretrainHead)
+        head.init_from(pretrain_model.head)
+    resolved = copy.deepcopy(cfg.model)
+    resolved.tokenizer, resolved.pretrained = tok_cfg, None
+    extras = {
+        "stage": "finetune",
+        "model": to_dict(resolved),
+        "loss": to_dict(cfg.loss),
+        "eval_template": cfg.eval_template,
+        "streams": to_dict(cfg.data.streams),
+        **(record or {}),
+    }
+    return FinetuneTask(
+        tokenizer, text_encoder, head, head_type, cfg.loss, cfg.tokenizer_lr, cfg.eval_template,
+        cfg.gt_cache_size, extras, pretrained_tokenizer=m.pretrained is not None,
+    )
+
+
+def run_finetuning(cfg: FinetuneConfig) -> Trainer:
+    """Fine-tune; files, channels, checkpoints and widths are checked before the first step."""
+    cfg.data.check_files()
+    if cfg.model.pretrained is not None and not Path(cfg.model.pretrained).is_file():
+        raise ConfigError(f"model.pretrained: checkpoint not found: {cfg.model.pretrained}")
+    train_set = build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=cfg.train.seed)
+    val_set = build_dataset(cfg.data, cfg.data.val_splits, train=False, seed=cfg.train.seed) if cfg.data.val_splits else None
+    task = build_finetune_task(cfg, data_record(cfg.data))
+    trainer = Trainer(task, train_set, cfg.train, val_set, make_validator(cfg.metrics), resolved_config=cfg)
+    trainer.fit()
+    trainer.close()
+    return trainer
+
+
+# ----------------------------------------------------------------------------- loading trained models
+@dataclass
+class LoadedModel:
+    """A trained model rebuilt from its checkpoint alone."""
+
+    task: PretrainTask | FinetuneTask
+    stage: Literal["pretrain", "finetune"]
+    streams: StreamConfig
+    normalization: dict[str, dict[str, float]]
+    features: dict[str, Any]
+    """The feature extraction config the model was trained on (``FeatureConfig`` fields)."""
+
+    def normalize(self, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Apply the training split's per-channel statistics to ``{channel: (T, 64)}``."""
+        out = {}
+        for name, x in feats.items():
+            s = self.normalization.get(name)
+            out[name] = x if s is None else (x - s["mean"]) / max(s["std"], 1e-8)
+        return out
+
+
+def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model of a pre-training or fine-tuning checkpoint (``weights_only`` load)."""
+    ckpt = load_checkpoint(path, map_location="cpu")
+    extras = ckpt.get("task") or {}
+    stage = extras.get("stage")
+    src = str(path)
+    streams = from_dict(StreamConfig, extras.get("streams", {}), source=f"{src} (streams)")
+    if stage == "pretrain":
+        model_cfg = from_dict(ModelConfig, extras["model"], source=f"{src} (model config)")
+        task: PretrainTask | FinetuneTask = PretrainTask(PretrainModel.from_config(model_cfg, load_pretrained=False), extras)
+    elif stage == "finetune":
+        cfg = FinetuneConfig(
+            data=DataConfig(streams=streams),
+            model=from_dict(FinetuneModelConfig, extras["model"], source=f"{src} (model config)"),
+            loss=from_dict(FinetuneLossConfig, extras.get("loss", {}), source=f"{src} (loss config)"),
+            eval_template=int(extras.get("eval_template", 1)),
+        )
+        record = {k: extras[k] for k in ("normalization", "features") if k in extras}
+        task = build_finetune_task(cfg, record, load_weights=False)
+    else:
+        raise CheckpointError(f"{src}: unknown training stage {stage!r} (expected 'pretrain' or 'finetune')")
+    load_model_state(task, ckpt["model"], src)
+    task.to(device).eval()
+    return LoadedModel(
+        task=task, stage=stage, streams=streams,
+        normalization=extras.get("normalization", {}), features=extras.get("features", {}),
+    )
