@@ -7,7 +7,7 @@ import torch
 
 from seld.accdoa import flatten_output, unflatten_output
 from seld.constants import NUM_CLASSES
-from seld.data.metadata import Event, read_metadata_csv
+from seld.data.metadata import Event, read_metadata_csv, write_metadata_csv
 from seld.data.targets import build_adpit_target
 from seld.decoding import (
     decode_batch,
@@ -156,8 +156,6 @@ def test_decode_csv_metrics_on_target_gives_perfect_scores(tmp_path):
     rng = np.random.default_rng(3)
     refs = {f"fold4_clip{i}": random_events(rng) for i in range(4)}
     for name, events in refs.items():
-        from seld.data.metadata import write_metadata_csv
-
         write_metadata_csv(tmp_path / "ref" / "dev-test-synth" / f"{name}.csv", events)
     outputs = np.stack([target_to_output(build_adpit_target(e)) for e in refs.values()])
     paths = write_prediction_csvs(tmp_path / "pred", list(refs), torch.from_numpy(outputs))
