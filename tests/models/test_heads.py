@@ -1,0 +1,89 @@
+"""Heads: pre-training (3E -> 117), GREP (E -> E -> 117), TREP (3E -> 117, starts from the pre-training
+head); activated outputs and the [source, doa, dist] concatenation order."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seld.accdoa import activate_output, unflatten_output
+from seld.errors import ConfigError
+from seld.models import GrepHead, HeadConfig, PretrainHead, TrepHead, build_head, get_head
+
+E = 8
+
+
+def test_pretrain_head_is_activated_linear_of_concatenated_tokens():
+    torch.manual_seed(0)
+    head = PretrainHead(E)
+    assert head.linear.in_features == 3 * E and head.linear.out_features == 117
+    tokens = torch.randn(2, 50, 3, E)
+    out = head(tokens)
+    assert out.shape == (2, 50, 117)
+    concat = torch.cat([tokens[:, :, 0], tokens[:, :, 1], tokens[:, :, 2]], dim=-1)  # [source, doa, dist]
+    torch.testing.assert_close(out, activate_output(concat @ head.linear.weight.T + head.linear.bias))
+
+
+def test_concatenation_order_source_doa_dist():
+    head = PretrainHead(E)
+    with torch.no_grad():
+        head.linear.weight.zero_()
+        head.linear.bias.zero_()
+        head.linear.weight[:, E] = 1.0  # first value of the doa token
+    tokens = torch.zeros(1, 1, 3, E)
+    tokens[0, 0, 1, 0] = 0.7
+    tracks = unflatten_output(head(tokens))
+    torch.testing.assert_close(tracks[..., :2, :], torch.full((1, 1, 3, 2, 13), float(torch.tanh(torch.tensor(0.7)))))
+    torch.testing.assert_close(tracks[..., 2, :], torch.full((1, 1, 3, 13), 0.7))
+
+
+def test_outputs_are_in_range():
+    torch.manual_seed(1)
+    for head, x in ((PretrainHead(E), torch.randn(2, 50, 3, E) * 50), (TrepHead(E), torch.randn(2, 50, 3, E) * 50),
+                    (GrepHead(E), torch.randn(2, 50, E) * 50)):
+        tracks = unflatten_output(head(x))
+        assert tracks[..., :2, :].abs().max() <= 1.0
+        assert tracks[..., 2, :].min() >= 0.0
+        assert (tracks[..., 2, :] == 0).any() and (tracks[..., 2, :] > 0).any()
+
+
+def test_trep_head_starts_from_pretrain_head():
+    torch.manual_seed(2)
+    pre, trep = PretrainHead(E), TrepHead(E)
+    x = torch.randn(2, 50, 3, E)
+    assert not torch.allclose(pre(x), trep(x))
+    assert trep.init_from(pre) is trep
+    assert torch.equal(pre(x), trep(x))
+    with torch.no_grad():  # a copy, not shared storage
+        pre.linear.weight.add_(1.0)
+    assert not torch.equal(pre(x), trep(x))
+    with pytest.raises(ValueError, match="cannot start from"):
+        TrepHead(E + 1).init_from(pre)
+
+
+def test_grep_head_is_two_layer_mlp():
+    torch.manual_seed(3)
+    head = GrepHead(E, activation="relu")
+    a = torch.randn(2, 50, E)
+    lin1, lin2 = head.mlp[0], head.mlp[3]
+    assert (lin1.in_features, lin1.out_features, lin2.out_features) == (E, E, 117)
+    torch.testing.assert_close(head(a), activate_output(lin2(torch.relu(lin1(a)))))
+    assert GrepHead(E, hidden_dim=32).mlp[0].out_features == 32
+    with pytest.raises(ConfigError, match="unknown activation 'swish'"):
+        GrepHead(E, activation="swish")
+
+
+def test_head_registry_and_config():
+    assert isinstance(build_head(HeadConfig(type="grep", hidden_dim=16), E), GrepHead)
+    assert isinstance(build_head(HeadConfig(type="trep"), E), TrepHead)
+    assert get_head("trep") is TrepHead
+    with pytest.raises(ConfigError, match="unknown type 'mlp'; valid: grep, trep"):
+        HeadConfig(type="mlp")
+    with pytest.raises(ConfigError, match="valid names: grep, trep"):
+        get_head("mlp")
+
+
+def test_wrong_input_shapes():
+    with pytest.raises(ValueError, match=r"\(batch, T, 3, 8\)"):
+        PretrainHead(E)(torch.randn(2, 50, 2, E))
+    with pytest.raises(ValueError, match=r"\(batch, T, 8\)"):
+        GrepHead(E)(torch.randn(2, 50, 3, E))
