@@ -570,6 +570,18 @@ class BeatsSourceEncoder(nn.Module):
         """The encoder; with ``cfg.checkpoint`` set (and ``load_pretrained``) BEATs comes from that file."""
         if cfg.checkpoint is not None and load_pretrained:
             beats = load_beats_checkpoint(cfg.checkpoint, trust_checkpoint=cfg.trust_checkpoint)
+            ignore = {"finetuned_model", "predictor_dropout", "predictor_class"}
+            differ = [
+                f"{f.name}: {getattr(cfg.beats, f.name)!r} -> {getattr(beats.cfg, f.name)!r}"
+                for f in dataclasses.fields(BEATsConfig)
+                if f.name not in ignore and getattr(cfg.beats, f.name) != getattr(beats.cfg, f.name)
+            ]
+            if differ:
+                # a model rebuilt later with load_pretrained=False uses cfg.beats, so say what to put there
+                logger.warning(
+                    "%s: the checkpoint's cfg (used) differs from the config's `beats` section: %s",
+                    cfg.checkpoint, "; ".join(differ),
+                )
         else:
             if cfg.checkpoint is None:
                 logger.warning("BEATs source encoder with random weights (checkpoint: null) - for tests only")

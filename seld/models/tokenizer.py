@@ -48,7 +48,7 @@ class TokenizerConfig:
             raise ConfigError(f"tokenizer: d_model and embed_dim must be positive, got {self.d_model}, {self.embed_dim}")
 
     @property
-    def source_config(self):
+    def source_config(self) -> RCCConfig | BeatsEncoderConfig:
         """The sub-config of the selected source encoder."""
         return getattr(self, self.source_encoder)
 

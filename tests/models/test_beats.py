@@ -342,11 +342,14 @@ def test_train_layer_norm_option():
     assert not _tiny_encoder().beats.layer_norm.weight.requires_grad
 
 
-def test_from_config_loads_checkpoint_and_interpolates_its_kernel(tmp_path):
+def test_from_config_loads_checkpoint_and_interpolates_its_kernel(tmp_path, caplog):
     model = _tiny_model(seed=9)
     path = save_beats_checkpoint(model, tmp_path / "beats.pt")
     cfg = BeatsEncoderConfig(checkpoint=str(path), layers=[1, 2])  # architecture comes from the file
-    enc = BeatsSourceEncoder.from_config(cfg, d_model=16)
+    with caplog.at_level("WARNING", logger="seld.models.beats"):
+        enc = BeatsSourceEncoder.from_config(cfg, d_model=16)
+    assert "encoder_layers: 12 -> 2" in caplog.text  # the config's `beats` section differs from the file
+    assert enc.beats.cfg == model.cfg
     own = enc.beats.state_dict()
     for k, v in model.state_dict().items():
         if not k.startswith("patch_embedding"):
