@@ -531,6 +531,9 @@ class BeatsSourceEncoder(nn.Module):
     transformer is frozen (``requires_grad`` False) and stays in eval mode even after ``.train()``,
     so layer drop, dropout and gradient decay never act on it; gradients still flow through it to
     the patch embedding.
+
+    Layer combination: ``weighted`` (default) mixes the chosen layers' outputs with softmax(w), w a
+    learned vector starting at zero (so training starts from their plain mean); ``mean`` averages.
     """
 
     fuse_by_default = False  # spec: with a BEATs source the multi-feature attention sees DOA and distance only
