@@ -182,10 +182,21 @@ class FrozenTextEncoder(nn.Module):
         """Return the encoder outputs with ``tokens`` (N, 3, width) injected at the slots of ``batch`` (B, L).
 
         N must be a multiple of B: template ``b`` serves token rows ``b*k .. b*k + k - 1`` with
-        ``k = N // B`` (e.g. one template per clip, k = 50 frames).
+        ``k = N // B`` (e.g. one template per clip, k = 50 frames). Tokens shaped
+        (B, T, 3, width), one template per clip, give outputs shaped (B, T, ...) likewise.
         """
+        if tokens.dim() == 4:
+            if tokens.shape[0] != len(batch):
+                raise ValueError(f"tokens {tuple(tokens.shape)} need one template per clip, got {len(batch)}")
+            b, t = tokens.shape[:2]
+            out = self.forward_injected(batch, tokens.reshape(b * t, *tokens.shape[2:]))
+            return EncoderOutput(
+                pooled=out.pooled.reshape(b, t, -1),
+                hidden=out.hidden.reshape(b, t, *out.hidden.shape[1:]),
+                slot_hidden=out.slot_hidden.reshape(b, t, 3, -1),
+            )
         if tokens.dim() != 3 or tokens.shape[1:] != (3, self.width):
-            raise ValueError(f"tokens must be (N, 3, {self.width}), got {tuple(tokens.shape)}")
+            raise ValueError(f"tokens must be (N, 3, {self.width}) or (B, T, 3, {self.width}), got {tuple(tokens.shape)}")
         n, b = tokens.shape[0], len(batch)
         if b == 0 or n % b:
             raise ValueError(f"{n} token rows cannot be split over {b} templates (N must be a multiple of B)")
@@ -431,6 +442,28 @@ def build_text_encoder(cfg: TextEncoderConfig) -> FrozenTextEncoder:
     if cfg.kind not in TEXT_ENCODERS:
         raise ConfigError(f"unknown text encoder kind {cfg.kind!r}; valid names: {', '.join(sorted(TEXT_ENCODERS))}")
     return TEXT_ENCODERS[cfg.kind].from_config(cfg)
+
+
+def tiny_text_encoder_config(
+    kind: str, width: int = 32, layers: int = 2, heads: int = 2, out_dim: int = 24, tokenizer: Optional[str] = None
+) -> TextEncoderConfig:
+    """Return a config for a tiny random-init encoder of ``kind`` (tests and smoke runs; real vocabularies).
+
+    ``clip``/``hf_clip`` keep CLIP's 49408-token vocabulary and 77 positions (tokenizer: open_clip's
+    BPE); ``bert`` keeps BERT-base's 30522 tokens (tokenizer: the MiniLM folder unless given).
+    """
+    if kind == "clip":
+        text_cfg = {"context_length": 77, "vocab_size": 49408, "width": width, "heads": heads, "layers": layers}
+        return TextEncoderConfig(kind="clip", pretrained=None, model_config={"embed_dim": out_dim, "text_cfg": text_cfg})
+    if kind == "hf_clip":
+        arch = dict(vocab_size=49408, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+                    num_attention_heads=heads, projection_dim=out_dim, max_position_embeddings=77)
+        return TextEncoderConfig(kind="hf_clip", tokenizer=tokenizer or "open_clip_bpe", model_config=arch)
+    if kind == "bert":
+        arch = dict(vocab_size=30522, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+                    num_attention_heads=heads, max_position_embeddings=128)
+        return TextEncoderConfig(kind="bert", tokenizer=tokenizer or str(minilm_path()), model_config=arch)
+    raise ConfigError(f"unknown text encoder kind {kind!r}; valid names: {', '.join(sorted(TEXT_ENCODERS))}")
 
 
 class GroundTruthCache:
