@@ -159,7 +159,9 @@ def _midi_to_hz(m: np.ndarray | float) -> np.ndarray | float:
 
 
 # ---------------------------------------------------------------- the 13 classes
-def _speech(rng: np.random.Generator, n: int, sr: int, f0_range: tuple[float, float], formant_scale: float) -> np.ndarray:
+def _speech(
+    rng: np.random.Generator, n: int, sr: int, f0_range: tuple[float, float], formant_scale: float
+) -> np.ndarray:
     out = np.zeros(n)
     base_f0 = rng.uniform(*f0_range)
     scale = formant_scale * rng.uniform(0.97, 1.03)
@@ -224,7 +226,8 @@ def telephone(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     t = np.arange(n) / sr
     square_ish = lambda f: np.sin(2 * np.pi * f * t) + 0.3 * np.sin(6 * np.pi * f * t)  # noqa: E731
     if rng.random() < 0.5:  # both tones together, warbled
-        tone = (square_ish(f1) + square_ish(f2)) * (0.75 + 0.25 * np.sign(np.sin(2 * np.pi * rng.uniform(15.0, 25.0) * t)))
+        warble = 0.75 + 0.25 * np.sign(np.sin(2 * np.pi * rng.uniform(15.0, 25.0) * t))
+        tone = (square_ish(f1) + square_ish(f2)) * warble
     else:  # tones alternating at 10-25 Hz
         sel = np.sin(2 * np.pi * rng.uniform(10.0, 25.0) * t) >= 0
         tone = np.where(sel, square_ish(f1), square_ish(f2))
