@@ -246,9 +246,16 @@ def _process_clips(cfg: FeatureConfig, clips: list[Clip]) -> list[_Outcome]:
 
 
 def _worker_init() -> None:
+    """One thread per worker process: the workers are the parallelism."""
     import torch
 
     torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def _worker_task(args: tuple[FeatureConfig, list[Clip]]) -> list[_Outcome]:

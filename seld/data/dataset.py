@@ -1,0 +1,183 @@
+"""The training dataset: clips of a merged feature file, normalised and grouped per encoder.
+
+Each item is ``{"src": (C_src, T, M), "doa": (C_doa, T, M), "dist": (C_dist, T, M),
+"target": (50, 6, 4, 13), "clip_id": str}`` (float32 tensors; T = 250, M = 64 by default),
+where each stream stacks the channels that :class:`StreamConfig` names, each normalised with
+the training-split statistics as ``(x - mean) / max(std, MIN_STD)``.
+
+The merged HDF5 file (see :mod:`seld.features.merge`) is opened lazily on the first item read
+in each process (DataLoader workers get their own handle; the handle is never pickled).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seld.errors import DataError
+
+STREAMS: tuple[str, ...] = ("src", "doa", "dist")
+
+
+@dataclass
+class StreamConfig:
+    """Feature channels fed to the source, DOA and distance encoders (spec section 4 defaults)."""
+
+    src: list[str] = field(default_factory=lambda: ["logmel_mid"])
+    doa: list[str] = field(default_factory=lambda: ["logmel_l", "logmel_r", "ivy", "ild"])
+    dist: list[str] = field(default_factory=lambda: ["direct_logmel", "reverb_logmel"])
+    src_train_choices: list[str] = field(default_factory=lambda: ["logmel_l", "logmel_r"])
+    """In training, when ``src`` has one channel, use one of these drawn at random per item
+    instead (the authors pick L or R at random); empty disables."""
+
+    def __post_init__(self) -> None:
+        for name in STREAMS:
+            if not getattr(self, name):
+                raise ValueError(f"stream '{name}' needs at least one feature channel")
+
+    def required_channels(self, train: bool) -> list[str]:
+        """Every channel an item may read (order of first appearance)."""
+        names = self.src + self.doa + self.dist + (self.src_train_choices if train else [])
+        return list(dict.fromkeys(names))
+
+
+class SeldDataset(Dataset):
+    """Items of one merged feature file; see the module docstring for the item layout.
+
+    Args:
+        h5_path: merged split file ``<features>/<split>.h5``.
+        normalization_path: ``normalization.json`` from the training splits, or None to return
+            unnormalised features.
+        streams: channel lists per encoder.
+        train: draw the source channel from ``streams.src_train_choices`` per item.
+        seed: the random source choice is a function of (seed, epoch, index) only, so it is
+            the same whatever worker reads the item; call :meth:`set_epoch` each epoch.
+    """
+
+    def __init__(
+        self,
+        h5_path: str | os.PathLike[str],
+        normalization_path: str | os.PathLike[str] | None,
+        streams: StreamConfig | None = None,
+        train: bool = False,
+        seed: int = 0,
+    ) -> None:
+        import h5py
+
+        self.h5_path = Path(h5_path)
+        self.streams = streams or StreamConfig()
+        self.train = train
+        self.seed = int(seed)
+        self.epoch = 0
+        try:
+            f = h5py.File(self.h5_path, "r")
+        except (OSError, FileNotFoundError) as exc:
+            raise DataError(f"{self.h5_path}: cannot open merged feature file ({exc})") from exc
+        with f:
+            for key in ("features", "targets", "clip_ids"):
+                if key not in f:
+                    raise DataError(f"{self.h5_path}: missing dataset '{key}' (not a merged feature file)")
+            self.channels: list[str] = [str(c) for c in f.attrs.get("channels", [])]
+            self.feature_shape = tuple(f["features"].shape[1:])
+            self.clip_ids: list[str] = [c.decode() if isinstance(c, bytes) else str(c) for c in f["clip_ids"][()]]
+            num_targets = f["targets"].shape[0]
+            num_features = f["features"].shape[0]
+        if len(self.channels) != self.feature_shape[0]:
+            raise DataError(
+                f"{self.h5_path}: attribute 'channels' names {len(self.channels)} channels but "
+                f"'features' has {self.feature_shape[0]}"
+            )
+        if not (len(self.clip_ids) == num_targets == num_features):
+            raise DataError(f"{self.h5_path}: features, targets and clip_ids differ in length")
+        missing = [c for c in self.streams.required_channels(train) if c not in self.channels]
+        if missing:
+            raise DataError(
+                f"{self.h5_path}: feature channel(s) {', '.join(missing)} named in the stream config "
+                f"are not in the file; available: {', '.join(self.channels)}"
+            )
+        self.index = {c: i for i, c in enumerate(self.channels)}
+        needed = self.streams.required_channels(train)
+        self.mean = np.zeros(len(self.channels), dtype=np.float32)
+        self.scale = np.ones(len(self.channels), dtype=np.float32)
+        self.normalization_path = Path(normalization_path) if normalization_path is not None else None
+        if self.normalization_path is not None:
+            from seld.features.normalization import MIN_STD, load_normalization
+
+            stats = load_normalization(self.normalization_path)
+            absent = [c for c in needed if c not in stats]
+            if absent:
+                raise DataError(
+                    f"{self.normalization_path}: no statistics for channel(s) {', '.join(absent)}; "
+                    f"it has: {', '.join(stats)}"
+                )
+            for c in needed:
+                self.mean[self.index[c]] = stats[c].mean
+                self.scale[self.index[c]] = 1.0 / max(stats[c].std, MIN_STD)
+        self._h5: Any = None
+        self._h5_pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch used in the random source-channel choice."""
+        self.epoch = int(epoch)
+
+    def _file(self) -> Any:
+        import h5py
+
+        if self._h5 is None or self._h5_pid != os.getpid():
+            self._h5 = h5py.File(self.h5_path, "r")
+            self._h5_pid = os.getpid()
+        return self._h5
+
+    def source_channels(self, index: int) -> list[str]:
+        """The channel(s) of the source stream for item ``index`` (random choice in training)."""
+        choices = self.streams.src_train_choices
+        if self.train and choices and len(self.streams.src) == 1:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            return [choices[int(rng.integers(len(choices)))]]
+        return list(self.streams.src)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} clips in {self.h5_path}")
+        f = self._file()
+        feats = f["features"][index]  # (C, T, M): one contiguous chunk
+        target = f["targets"][index]
+        feats = (feats - self.mean[:, None, None]) * self.scale[:, None, None]
+        groups = {
+            "src": self.source_channels(index),
+            "doa": self.streams.doa,
+            "dist": self.streams.dist,
+        }
+        item: dict[str, Any] = {
+            name: torch.from_numpy(np.ascontiguousarray(feats[[self.index[c] for c in chans]], dtype=np.float32))
+            for name, chans in groups.items()
+        }
+        item["target"] = torch.from_numpy(np.asarray(target, dtype=np.float32))
+        item["clip_id"] = self.clip_ids[index]
+        return item
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_h5"] = None
+        state["_h5_pid"] = None
+        return state
+
+    def close(self) -> None:
+        """Close this process's file handle (it reopens on the next read)."""
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
