@@ -67,3 +67,27 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
     assert any(not torch.equal(a[k], torch.load(single / "init.pt", weights_only=True)[k]) for k in a)
+
+
+def test_bf16_autocast_runs_and_learns_on_cpu(tmp_path):
+    tr = _run(tmp_path / "amp", epochs=4, amp="bf16", resume="never")
+    assert all(h["train_loss"] == h["train_loss"] for h in tr.history)  # no NaN
+    assert tr.history[-1]["train_loss"] < tr.history[0]["train_loss"]
+
+
+def test_cosine_schedule_with_warmup_reaches_min_factor(tmp_path):
+    from seld.train.engine import SchedulerConfig
+
+    sched = SchedulerConfig(name="cosine", warmup_steps=2, min_factor=0.1)
+    tr = _run(tmp_path / "cos", epochs=3, scheduler=sched, resume="never", lr=1e-2)
+    # 3 epochs x 4 steps: after the last step the multiplier is min_factor
+    assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3, rel=1e-6)
+    factors = [tr.scheduler.lr_lambdas[0](s) for s in range(12)]
+    assert factors[0] == pytest.approx(0.5) and max(factors) <= 1.0 and factors[-1] == pytest.approx(0.1)
+
+
+def test_batch_larger_than_dataset_is_a_config_error(tmp_path):
+    from seld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_size=32 exceeds the 16 training clips"):
+        Trainer(ToyTask(), ToyDataset(), _cfg(tmp_path / "big", batch_size=32))
