@@ -16,15 +16,32 @@ HELP = "extract features to HDF5 (per clip), merge them per split and compute no
 ACTIONS = ("all", "extract", "merge")
 
 
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default=None, help="feature config YAML (default: built-in defaults)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _options(parser)
+    # REMAINDER so that options may also follow the action or the overrides
+    # (`seld features merge --config F a=b`); run() parses what it collects.
     parser.add_argument(
         "args",
-        nargs="*",
+        nargs=argparse.REMAINDER,
         metavar="[ACTION] [KEY=VALUE ...]",
         help="optional action (all | extract | merge; default all), then config overrides",
     )
-    parser.add_argument("--config", "-c", default=None, help="feature config YAML (default: built-in defaults)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def parse_rest(args: argparse.Namespace) -> tuple[str, list[str], str | None, bool]:
+    """(action, overrides, config, progress) from the parsed options and the collected rest."""
+    rest = argparse.ArgumentParser(prog="seld features", description=HELP)
+    _options(rest)
+    rest.add_argument("positional", nargs="*")
+    extra = rest.parse_intermixed_args(args.args)
+    action, overrides = split_action(extra.positional)
+    config = extra.config if extra.config is not None else args.config
+    return action, overrides, config, not (args.no_progress or extra.no_progress)
 
 
 def split_action(args: list[str]) -> tuple[str, list[str]]:
@@ -71,5 +88,5 @@ def run_features(config: str | None, action: str, overrides: list[str], progress
 
 
 def run(args: argparse.Namespace) -> int:
-    action, overrides = split_action(args.args)
-    return run_features(args.config, action, overrides, progress=not args.no_progress)
+    action, overrides, config, progress = parse_rest(args)
+    return run_features(config, action, overrides, progress=progress)

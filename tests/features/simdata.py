@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import fftconvolve
 
 from seld.constants import CLIP_SAMPLES, SAMPLE_RATE
 from seld.data.audio import write_stereo
@@ -41,7 +42,7 @@ def panned_clip(
     dry_l, dry_r = (1 + sin_az) * s, (1 - sin_az) * s
     if rt60 is not None:
         rir = exponential_rir(rt60, rng)
-        tail = np.convolve(s, rir)[:num_samples] - s  # reverberant part only
+        tail = fftconvolve(s, rir)[:num_samples] - s  # reverberant part only
         dry_l, dry_r = dry_l + tail, dry_r + tail
     audio = np.stack([dry_l, dry_r])
     return (0.5 * audio / np.abs(audio).max()).astype(np.float32)
