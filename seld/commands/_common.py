@@ -23,3 +23,31 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
+
+
+def run_stage_command(args: argparse.Namespace, stage: str) -> int:
+    """Load the stage's config (file + overrides), print it with --print-config, else train."""
+    from seld.config import dump_config, load_config
+    from seld.train import stages
+
+    schema, runner = {
+        "pretrain": (stages.PretrainConfig, stages.run_pretraining),
+        "finetune": (stages.FinetuneConfig, stages.run_finetuning),
+    }[stage]
+    cfg = load_config(args.config, schema, args.overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    runner(cfg)
+    return 0
+
+
+def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """--checkpoint/--audio/--out and the audio handling options of infer and embed."""
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="pre-training or fine-tuning checkpoint")
+    parser.add_argument("--audio", required=True, metavar="FILE_OR_DIR", help="a WAV file or a folder of WAV files")
+    parser.add_argument("--out", required=True, metavar="PATH", help=out_help)
+    parser.add_argument("--resample", action="store_true", help="resample audio of another rate instead of failing")
+    parser.add_argument("--mono-to-stereo", action="store_true", help="duplicate mono files instead of failing")
+    parser.add_argument("--batch-windows", type=int, default=8, help="5 s windows per forward pass")
+    add_device_argument(parser)

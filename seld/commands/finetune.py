@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from seld.commands._common import add_config_arguments
+from seld.commands._common import add_config_arguments, run_stage_command
 
 HELP = "Fine-tune a pre-trained tokenizer through a frozen CLIP/BERT text encoder with a GREP or TREP head."
 
@@ -13,12 +13,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seld.config import dump_config, load_config
-    from seld.train.stages import FinetuneConfig, run_finetuning
-
-    cfg = load_config(args.config, FinetuneConfig, args.overrides)
-    if args.print_config:
-        print(dump_config(cfg), end="")
-        return 0
-    run_finetuning(cfg)
-    return 0
+    return run_stage_command(args, "finetune")

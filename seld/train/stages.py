@@ -110,16 +110,21 @@ def build_pretrain_task(cfg: PretrainConfig, record: dict[str, Any] | None = Non
     return PretrainTask(model, extras)
 
 
-def run_pretraining(cfg: PretrainConfig) -> Trainer:
-    """Train the tokenizer; everything is checked (files, channels, checkpoints) before the first step."""
+def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer:
+    """Datasets, task and trainer of a stage (all checked before the first step), then training."""
     cfg.data.check_files()
     train_set = build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=cfg.train.seed)
     val_set = build_dataset(cfg.data, cfg.data.val_splits, train=False, seed=cfg.train.seed) if cfg.data.val_splits else None
-    task = build_pretrain_task(cfg, data_record(cfg.data))
+    task = build_task(cfg, data_record(cfg.data))
     trainer = Trainer(task, train_set, cfg.train, val_set, make_validator(cfg.metrics), resolved_config=cfg)
     trainer.fit()
     trainer.close()
     return trainer
+
+
+def run_pretraining(cfg: PretrainConfig) -> Trainer:
+    """Train the tokenizer; everything is checked (files, channels, checkpoints) before the first step."""
+    return _run_stage(cfg, build_pretrain_task)
 
 
 # ----------------------------------------------------------------------------- fine-tuning
@@ -322,16 +327,9 @@ def build_finetune_task(
 
 def run_finetuning(cfg: FinetuneConfig) -> Trainer:
     """Fine-tune; files, channels, checkpoints and widths are checked before the first step."""
-    cfg.data.check_files()
     if cfg.model.pretrained is not None and not Path(cfg.model.pretrained).is_file():
         raise ConfigError(f"model.pretrained: checkpoint not found: {cfg.model.pretrained}")
-    train_set = build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=cfg.train.seed)
-    val_set = build_dataset(cfg.data, cfg.data.val_splits, train=False, seed=cfg.train.seed) if cfg.data.val_splits else None
-    task = build_finetune_task(cfg, data_record(cfg.data))
-    trainer = Trainer(task, train_set, cfg.train, val_set, make_validator(cfg.metrics), resolved_config=cfg)
-    trainer.fit()
-    trainer.close()
-    return trainer
+    return _run_stage(cfg, build_finetune_task)
 
 
 # ----------------------------------------------------------------------------- loading trained models
