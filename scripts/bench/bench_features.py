@@ -5,7 +5,8 @@ Usage: python scripts/bench/bench_features.py [--clips 16] [--workers 2] [--seed
 
 Writes ``--clips`` simulated clips (seld.data.synth), then prints clips/s for
 
-1. extraction without WPE (logmel_l, logmel_r, logmel_mid, ild, ivy),
+1. extraction without WPE (logmel_l, logmel_r, logmel_mid, ild, ivy), in this process and with
+   ``--workers`` worker processes,
 2. extraction with WPE (the default channels: the above + direct_logmel, reverb_logmel),
 3. SeldDataset reads (random items of the merged training file, normalised, three streams),
    in this process and through a DataLoader with ``--workers`` workers.
@@ -36,13 +37,16 @@ from seld.features.config import FeatureConfig  # noqa: E402
 NO_WPE = ["logmel_l", "logmel_r", "logmel_mid", "ild", "ivy"]
 
 
-def time_extraction(data: Path, out: Path, channels: list[str], args: argparse.Namespace) -> tuple[float, int]:
+def time_extraction(
+    data: Path, out: Path, channels: list[str], args: argparse.Namespace, workers: int | None = None
+) -> tuple[float, int]:
     """(seconds, clips) for one extraction run into an empty ``out``."""
     from seld.features.extract import extract_features
 
     cfg = FeatureConfig(
         dataset_root=str(data), output_dir=str(out), splits=[SYNTH_TRAIN_SPLIT, SYNTH_TEST_SPLIT],
-        train_splits=[SYNTH_TRAIN_SPLIT], channels=channels, workers=args.workers,
+        train_splits=[SYNTH_TRAIN_SPLIT], channels=channels,
+        workers=args.workers if workers is None else workers,
     )
     cfg.wpe.iterations = args.wpe_iterations
     t0 = time.perf_counter()
@@ -70,6 +74,8 @@ def main() -> int:
         data = work / "data"
         generate_dataset(data, args.clips, args.seed, workers=args.workers, progress=True)
 
+        # In this process first (also warms up imports): the per-core rate without start-up.
+        s_serial, n_serial = time_extraction(data, work / "feat_serial", NO_WPE, args, workers=1)
         s_plain, n_plain = time_extraction(data, work / "feat_no_wpe", NO_WPE, args)
         s_wpe, n_wpe = time_extraction(data, work / "feat_wpe", NO_WPE + ["direct_logmel", "reverb_logmel"], args)
 
@@ -102,6 +108,7 @@ def main() -> int:
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible; "
           f"{args.workers} workers, WPE taps 60 / delay 5 / {args.wpe_iterations} iterations")
+    print(f"extraction without WPE, 1 process (no start-up): {n_serial / s_serial:.2f} clips/s")
     print(f"extraction without WPE: {n_plain} clips in {s_plain:.1f} s = {n_plain / s_plain:.2f} clips/s")
     print(f"extraction with WPE:    {n_wpe} clips in {s_wpe:.1f} s = {n_wpe / s_wpe:.2f} clips/s")
     print(f"dataset reads (1 process): {args.reads / s_reads:.0f} items/s")

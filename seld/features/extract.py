@@ -289,7 +289,9 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
     """Write the per-clip feature file of every clip of ``cfg.splits`` that lacks a valid one.
 
     Bad clips are collected in ``report.failed`` (with the reason) while all good clips are
-    written; the resolved config is saved as ``<output_dir>/config.yml``.
+    written; the resolved config is saved as ``<output_dir>/config.yml``. With more than one
+    worker the clips are computed in "spawn" worker processes (safe with torch and BLAS thread
+    pools), so a calling script needs the usual ``if __name__ == "__main__":`` guard.
     """
     from tqdm import tqdm
 
