@@ -36,24 +36,26 @@ def _feature_config(model: LoadedModel):
 
 
 def _windows(model: LoadedModel, audio: np.ndarray) -> tuple[dict[str, torch.Tensor], int]:
-    """Stream inputs ``{src, doa, dist: (windows, C, 250, 64)}`` and the recording's label frames."""
+    """Stream inputs ``{src, doa, dist: (windows, C, 250, 64)}`` and the recording's label frames.
+
+    The recording is cut into 5 s windows (the last zero-padded) and each window is treated as a
+    training clip was: its own peak normalisation and its own WPE statistics.
+    """
     from seld.features.config import num_label_frames
-    from seld.features.extract import compute_clip_features
+    from seld.features.extract import compute_batch_features
 
     label_frames = num_label_frames(audio.shape[1])
     n_windows = -(-audio.shape[1] // CLIP_SAMPLES)
     padded = np.zeros((2, n_windows * CLIP_SAMPLES), dtype=np.float32)
     padded[:, : audio.shape[1]] = audio
+    clips = padded.reshape(2, n_windows, CLIP_SAMPLES).transpose(1, 0, 2)  # (windows, 2, samples)
     s = model.streams
     channels = list(dict.fromkeys(s.src + s.doa + s.dist))
-    feats = model.normalize(compute_clip_features(padded, channels, _feature_config(model)))
-    frames = next(iter(feats.values())).shape[0]
-    per_window = frames // n_windows
-    streams = {}
-    for name, chans in (("src", s.src), ("doa", s.doa), ("dist", s.dist)):
-        x = np.stack([feats[c] for c in chans])  # (C, T, M)
-        x = x.reshape(len(chans), n_windows, per_window, x.shape[-1]).transpose(1, 0, 2, 3)
-        streams[name] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    feats = model.normalize(compute_batch_features(np.ascontiguousarray(clips), channels, _feature_config(model)))
+    streams = {
+        name: torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], axis=1), dtype=np.float32))
+        for name, chans in (("src", s.src), ("doa", s.doa), ("dist", s.dist))
+    }  # each (windows, C, 250, 64)
     return streams, label_frames
 
 
