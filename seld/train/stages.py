@@ -31,7 +31,7 @@ from seld.text.templates import TEMPLATES
 from seld.text.tokenization import TemplateBatch
 from seld.train.checkpoint import load_checkpoint, load_model_state
 from seld.train.data import DataConfig, build_dataset, make_validator
-from seld.train.engine import SeldTask, StepOutput, TrainConfig, Trainer
+from seld.train.engine import SeldTask, StepOutput, TrainConfig, Trainer, seed_everything
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -115,6 +115,7 @@ def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer
     cfg.data.check_files()
     train_set = build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=cfg.train.seed)
     val_set = build_dataset(cfg.data, cfg.data.val_splits, train=False, seed=cfg.train.seed) if cfg.data.val_splits else None
+    seed_everything(cfg.train.seed)  # the initial weights follow train.seed (torch seeds itself randomly)
     task = build_task(cfg, data_record(cfg.data))
     trainer = Trainer(task, train_set, cfg.train, val_set, make_validator(cfg.metrics), resolved_config=cfg)
     trainer.fit()
