@@ -29,7 +29,7 @@ def _stage(title: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="quickstart_out", help="folder for data, features, runs and predictions")
-    parser.add_argument("--clips", type=int, default=64, help="simulated clips (a quarter go to dev-test-synth)")
+    parser.add_argument("--clips", type=int, default=80, help="simulated clips (a quarter go to dev-test-synth)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrain-epochs", type=int, default=None, help="override configs/quickstart/pretrain.yml")
     parser.add_argument("--finetune-epochs", type=int, default=None, help="override configs/quickstart/finetune.yml")
