@@ -347,10 +347,12 @@ class LoadedModel:
 
     def normalize(self, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Apply the training split's per-channel statistics to ``{channel: (T, 64)}``."""
+        from seld.features.normalization import MIN_STD
+
         out = {}
         for name, x in feats.items():
             s = self.normalization.get(name)
-            out[name] = x if s is None else (x - s["mean"]) / max(s["std"], 1e-8)
+            out[name] = x if s is None else (x - s["mean"]) / max(s["std"], MIN_STD)  # as SeldDataset
         return out
 
 
