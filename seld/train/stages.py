@@ -264,6 +264,24 @@ class FinetuneTask(SeldTask):
         return self._extras
 
 
+def architecture_only(cfg: TextEncoderConfig) -> TextEncoderConfig:
+    """An open_clip config that builds the same architecture with random weights (no download).
+
+    The activation is fixed first: open_clip's ``openai`` weights use QuickGELU, which a model
+    built without the tag would silently replace with GELU.
+    """
+    cfg = copy.deepcopy(cfg)
+    if cfg.quick_gelu is None:
+        quick = False
+        if cfg.pretrained:
+            import open_clip
+
+            quick = bool(open_clip.get_pretrained_cfg(cfg.resolved_name, cfg.pretrained).get("quick_gelu", False))
+        cfg.quick_gelu = quick
+    cfg.pretrained, cfg.path = None, None
+    return cfg
+
+
 def _pretrained_parts(path: str) -> tuple[TokenizerConfig, PretrainModel]:
     ckpt = load_checkpoint(path)
     extras = ckpt.get("task", {})
@@ -298,7 +316,7 @@ def build_finetune_task(
         raise ConfigError(f"data.streams give channel counts {expected} but the tokenizer takes {got}")
     te_cfg = copy.deepcopy(m.text_encoder)
     if not load_weights and te_cfg.kind == "clip":
-        te_cfg.pretrained, te_cfg.path = None, None  # weights come from the checkpoint
+        te_cfg = architecture_only(te_cfg)  # weights come from the checkpoint
     text_encoder = build_text_encoder(te_cfg)
     if tok_cfg.embed_dim != text_encoder.width:
         raise ConfigError(

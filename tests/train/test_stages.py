@@ -401,3 +401,15 @@ def test_embed_dim_mismatch_is_a_config_error(sim, tmp_path_factory, tmp_path):
     with pytest.raises(ConfigError, match=f"tokenizer embed_dim {EMBED_DIM} != text encoder width 32"):
         run_finetuning(cfg)
     assert not out.exists()
+
+
+def test_clip_architecture_only_keeps_quickgelu_of_the_openai_tag():
+    from seld.models.text_encoders import TextEncoderConfig
+    from seld.train.stages import architecture_only
+
+    openai = architecture_only(TextEncoderConfig(kind="clip", name="ViT-B-16", pretrained="openai", path="/x.pt"))
+    assert (openai.quick_gelu, openai.pretrained, openai.path) == (True, None, None)
+    plain = architecture_only(TextEncoderConfig(kind="clip", name="ViT-B-16", pretrained=None))
+    assert plain.quick_gelu is False
+    explicit = architecture_only(TextEncoderConfig(kind="clip", name="ViT-B-16", pretrained="openai", quick_gelu=False))
+    assert explicit.quick_gelu is False
