@@ -17,7 +17,8 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: auto)")
 
 
-def resolve_device(name: str) -> str:
+def device_name(name: str) -> str:
+    """The device for `--device`: auto -> cuda when a GPU is visible, else cpu; others pass through."""
     import torch
 
     if name == "auto":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from seld.commands._common import add_recording_arguments, resolve_device
+from seld.commands._common import add_recording_arguments, device_name
 
 HELP = "Export per-frame audio-driven embeddings A of a fine-tuned checkpoint to one HDF5 file."
 
@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     from seld.inference import InferenceOptions, export_embeddings
     from seld.train.stages import load_task
 
-    device = resolve_device(args.device)
+    device = device_name(args.device)
     model = load_task(args.checkpoint, device)
     opts = InferenceOptions(batch_windows=args.batch_windows, resample=args.resample, mono_to_stereo=args.mono_to_stereo)
     n = export_embeddings(model, args.audio, args.out, opts, device)

@@ -129,6 +129,29 @@ def _existing(path: str, what: str, want_dir: bool) -> str:
     return str(p)
 
 
+def _load_hf_model(cfg: TextEncoderConfig, config_cls: Any, model_cls: Any, what: str) -> tuple[Any, str, list[str]]:
+    """A Hugging Face model of ``cfg`` (``kind`` hf_clip or bert): random from ``model_config``, else
+    from ``path`` / the hub name / the MiniLM package; returns (model, source, missing weight keys)."""
+    name = cfg.resolved_name
+    if cfg.quick_gelu is not None:
+        raise ConfigError(f"text encoder key 'quick_gelu' applies to kind 'clip' only ({cfg.kind} reads its config.json)")
+    if cfg.model_config is not None:
+        if cfg.path:
+            raise ConfigError(f"{cfg.kind}: give either 'model_config' (random init) or 'path', not both")
+        return model_cls(config_cls(**cfg.model_config)), name, []
+    if cfg.path:
+        source = _existing(cfg.path, f"{cfg.kind} text encoder {name!r}", want_dir=True)
+    elif cfg.kind == "bert" and name == MINILM_NAME:
+        source = str(minilm_path())
+    else:
+        source = name
+    try:
+        model, info = model_cls.from_pretrained(source, output_loading_info=True)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot load {what} {source!r} (offline? give 'path'): {err}") from err
+    return model, source, list(info.get("missing_keys", []))
+
+
 class FrozenTextEncoder(nn.Module):
     """Base class: a frozen text encoder that accepts audio tokens at placeholder positions.
 
@@ -319,22 +342,7 @@ class HFClipTextEncoder(FrozenTextEncoder):
         super().__init__()
         from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-        name = cfg.resolved_name
-        if cfg.quick_gelu is not None:
-            raise ConfigError("text encoder key 'quick_gelu' applies to kind 'clip' only (hf_clip reads its config.json)")
-        source = name
-        if cfg.model_config is not None:
-            if cfg.path:
-                raise ConfigError("hf_clip: give either 'model_config' (random init) or 'path', not both")
-            model = CLIPTextModelWithProjection(CLIPTextConfig(**cfg.model_config))
-            missing: list[str] = []
-        else:
-            source = _existing(cfg.path, f"hf_clip text encoder {name!r}", want_dir=True) if cfg.path else name
-            try:
-                model, info = CLIPTextModelWithProjection.from_pretrained(source, output_loading_info=True)
-            except (OSError, ValueError) as err:
-                raise CheckpointError(f"cannot load CLIP text model {source!r} (offline? give 'path'): {err}") from err
-            missing = list(info.get("missing_keys", []))
+        model, source, missing = _load_hf_model(cfg, CLIPTextConfig, CLIPTextModelWithProjection, "CLIP text model")
         self.name = source
         self.model = model
         self.use_projection = not any("text_projection" in k for k in missing)
@@ -383,25 +391,7 @@ class BertTextEncoder(FrozenTextEncoder):
         super().__init__()
         from transformers import BertConfig, BertModel
 
-        name = cfg.resolved_name
-        if cfg.quick_gelu is not None:
-            raise ConfigError("text encoder key 'quick_gelu' applies to kind 'clip' only")
-        if cfg.model_config is not None:
-            if cfg.path:
-                raise ConfigError("bert: give either 'model_config' (random init) or 'path', not both")
-            model = BertModel(BertConfig(**cfg.model_config))
-            source = name
-        else:
-            if cfg.path:
-                source = _existing(cfg.path, f"bert text encoder {name!r}", want_dir=True)
-            elif name == MINILM_NAME:
-                source = str(minilm_path())
-            else:
-                source = name
-            try:
-                model = BertModel.from_pretrained(source)
-            except (OSError, ValueError) as err:
-                raise CheckpointError(f"cannot load BERT model {source!r} (offline? give 'path'): {err}") from err
+        model, source, _ = _load_hf_model(cfg, BertConfig, BertModel, "BERT model")
         self.name = source
         self.model = model
         self.width = int(model.config.hidden_size)

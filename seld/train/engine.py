@@ -234,7 +234,7 @@ class Trainer:
             print(f"resumed from {path}: epoch {self.epoch}, step {self.global_step}")
 
     # ----------------------------------------------------------------- loops
-    def _loader(self, dataset: Dataset, sampler: Any, shuffle_free: bool = True) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: Any) -> DataLoader:
         # A private generator keeps DataLoader from drawing on the global torch RNG, which the
         # checkpoint restores: resuming mid-epoch then reproduces dropout exactly.
         g = torch.Generator()
