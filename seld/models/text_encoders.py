@@ -163,6 +163,11 @@ class FrozenTextEncoder(nn.Module):
     out_dim: int
     tokenizer: TemplateTokenizer
 
+    @classmethod
+    def from_config(cls, cfg: TextEncoderConfig) -> "FrozenTextEncoder":
+        """The encoder of this class described by ``cfg``."""
+        return cls(cfg)
+
     @property
     def embed_dim(self) -> int:
         """Width of the audio tokens to inject (= ``width``)."""
@@ -305,10 +310,6 @@ class OpenClipTextEncoder(FrozenTextEncoder):
         self.tokenizer = TemplateTokenizer.from_open_clip(name, context_length=int(self.positional_embedding.shape[0]))
         self._freeze()
 
-    @classmethod
-    def from_config(cls, cfg: TextEncoderConfig) -> "OpenClipTextEncoder":
-        return cls(cfg)
-
     @property
     def num_embeddings(self) -> int:
         return int(self.token_embedding.num_embeddings)
@@ -355,10 +356,6 @@ class HFClipTextEncoder(FrozenTextEncoder):
         self.tokenizer = TemplateTokenizer.from_hf_pretrained(tok_source, max_length=int(text_cfg.max_position_embeddings))
         self._freeze()
 
-    @classmethod
-    def from_config(cls, cfg: TextEncoderConfig) -> "HFClipTextEncoder":
-        return cls(cfg)
-
     @property
     def num_embeddings(self) -> int:
         return int(self.model.text_model.embeddings.token_embedding.num_embeddings)
@@ -399,10 +396,6 @@ class BertTextEncoder(FrozenTextEncoder):
         tok_source = cfg.tokenizer or source
         self.tokenizer = TemplateTokenizer.from_hf_pretrained(tok_source, max_length=int(model.config.max_position_embeddings))
         self._freeze()
-
-    @classmethod
-    def from_config(cls, cfg: TextEncoderConfig) -> "BertTextEncoder":
-        return cls(cfg)
 
     @property
     def num_embeddings(self) -> int:
