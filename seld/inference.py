@@ -96,14 +96,6 @@ def list_audio(path: str | os.PathLike[str]) -> list[Path]:
     raise DataError(f"audio path not found: {p}")
 
 
-def _load_recording(wav: Path, acfg: AudioConfig) -> np.ndarray:
-    """``load_stereo`` plus a DataError naming the file when it holds no samples."""
-    audio = load_stereo(wav, acfg)
-    if audio.shape[1] == 0:
-        raise DataError(f"{wav}: empty recording (0 samples)")
-    return audio
-
-
 def audio_config(model: LoadedModel, opts: InferenceOptions) -> AudioConfig:
     """Any length; resampling / mono handling only where asked."""
     rate = int(model.features.get("audio", {}).get("sample_rate", AudioConfig().sample_rate))
@@ -124,7 +116,7 @@ def infer_to_csv(model: LoadedModel, audio_path: str | os.PathLike[str], out_dir
     acfg = audio_config(model, opts)
     paths = []
     for wav in tqdm(files, desc="infer", disable=not progress):
-        out = predict_recording(model, _load_recording(wav, acfg), opts, device)
+        out = predict_recording(model, load_stereo(wav, acfg), opts, device)
         events = decode_output(out, opts.threshold, opts.merge_deg)
         paths.append(write_metadata_csv(Path(out_dir) / f"{wav.stem}.csv", events))
     return paths
@@ -146,7 +138,7 @@ def export_embeddings(model: LoadedModel, audio_path: str | os.PathLike[str], ou
         with h5py.File(tmp, "w") as f:
             f.attrs["frame_hop_seconds"] = 0.1
             for wav in tqdm(files, desc="embed", disable=not progress):
-                emb = predict_recording(model, _load_recording(wav, acfg), opts, device, embeddings=True)
+                emb = predict_recording(model, load_stereo(wav, acfg), opts, device, embeddings=True)
                 ds = f.create_dataset(wav.stem, data=emb.astype(np.float32))
                 ds.attrs["audio_path"] = str(wav)
     return len(files)

@@ -47,6 +47,8 @@ def load_stereo(path: str | os.PathLike[str], cfg: AudioConfig | None = None) ->
             f"{p}: expected {NUM_CHANNELS} channels (stereo L/R), got {audio.shape[0]}"
             + ("" if audio.shape[0] != 1 else "; set audio.mono_to_stereo to duplicate mono files")
         )
+    if audio.shape[1] == 0:
+        raise DataError(f"{p}: empty recording (0 samples)")
     if rate != cfg.sample_rate:
         if not cfg.resample:
             raise DataError(

@@ -77,3 +77,9 @@ def test_discover_clips_by_split_and_fold(tmp_path):
     with pytest.raises(DataError, match="no label file"):
         discover_clips(tmp_path)
     assert parse_fold("fold12_x") == 12 and parse_fold("room1") is None
+
+
+def test_empty_file_named(tmp_path):
+    p = _wav(tmp_path / "empty.wav", samples=0)
+    with pytest.raises(DataError, match=r"empty\.wav: empty recording \(0 samples\)"):
+        load_stereo(p, AudioConfig(clip_samples=0))
