@@ -308,12 +308,12 @@ def build_finetune_task(
             raise ConfigError("model.tokenizer must be given when model.pretrained is None")
         tok_cfg = apply_stream_channels(m.tokenizer, cfg.data.streams)
         tokenizer = Tokenizer.from_config(tok_cfg, load_pretrained=load_weights)
-    expected = {"rcc": len(cfg.data.streams.src), "doa": len(cfg.data.streams.doa), "dist": len(cfg.data.streams.dist)}
-    got = {"rcc": tok_cfg.rcc.in_channels, "doa": tok_cfg.doa.in_channels, "dist": tok_cfg.dist.in_channels}
-    if tok_cfg.source_encoder != "rcc":
-        expected.pop("rcc"), got.pop("rcc")
-    if expected != got:
-        raise ConfigError(f"data.streams give channel counts {expected} but the tokenizer takes {got}")
+    if apply_stream_channels(tok_cfg, cfg.data.streams) != tok_cfg:  # a pre-trained tokenizer fixes its inputs
+        st = cfg.data.streams
+        raise ConfigError(
+            f"data.streams give {len(st.src)}/{len(st.doa)}/{len(st.dist)} channels (src/doa/dist) but the tokenizer "
+            f"takes {tok_cfg.source_config.in_channels}/{tok_cfg.doa.in_channels}/{tok_cfg.dist.in_channels}"
+        )
     te_cfg = copy.deepcopy(m.text_encoder)
     if not load_weights and te_cfg.kind == "clip":
         te_cfg = architecture_only(te_cfg)  # weights come from the checkpoint

@@ -413,3 +413,10 @@ def test_clip_architecture_only_keeps_quickgelu_of_the_openai_tag():
     assert plain.quick_gelu is False
     explicit = architecture_only(TextEncoderConfig(kind="clip", name="ViT-B-16", pretrained="openai", quick_gelu=False))
     assert explicit.quick_gelu is False
+
+
+def test_streams_not_matching_the_pretrained_tokenizer_is_a_config_error(sim, tmp_path_factory, tmp_path):
+    cfg = finetune_config(sim, tmp_path / "ft", pretrained_checkpoint(tmp_path_factory), "bert", "grep")
+    cfg.data.streams.doa = ["logmel_l", "logmel_r", "ivy"]  # the tokenizer was pre-trained on 4 DOA channels
+    with pytest.raises(ConfigError, match=r"data.streams give 1/3/2 channels \(src/doa/dist\) but the tokenizer takes 1/4/2"):
+        build_finetune_task(cfg, data_record(cfg.data))
