@@ -244,7 +244,7 @@ class Trainer:
             batch_size=self.cfg.batch_size,
             sampler=sampler,
             num_workers=self.cfg.num_workers,
-            drop_last=True if sampler is self.sampler else False,
+            drop_last=sampler is self.sampler,
             generator=g,
             persistent_workers=False,
             pin_memory=self.device.type == "cuda",
