@@ -13,5 +13,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "seld.commands.evaluate",
     "infer": "seld.commands.infer",
     "embed": "seld.commands.embed",
+    "baseline": "seld.commands.baseline",
+    "plot": "seld.commands.plot",
 }
 """Subcommand name -> module path (imported lazily so ``seld --help`` stays fast)."""

@@ -66,6 +66,9 @@ class TrainConfig:
     """'auto': continue from ``<out_dir>/checkpoints/last.pt`` if it exists; 'never'; or a checkpoint path."""
     max_steps: Optional[int] = None
     """Stop (saving ``last``) after this many optimiser steps in total; None: run all epochs."""
+    max_minutes: Optional[float] = None
+    """Wall-clock limit of this ``fit`` call: stop (saving ``last``) after the step that crosses it;
+    validation time counts. None: no limit."""
     save_every_steps: int = 0
     """Also save ``last`` every this many steps (0: only at the end of each epoch)."""
     validate_every_epochs: int = 1
@@ -266,10 +269,13 @@ class Trainer:
     def fit(self) -> list[dict[str, float]]:
         """Train until ``epochs`` (or ``max_steps``); returns the per-epoch history."""
         cfg = self.cfg
+        self._fit_start = time.monotonic()
         try:
             while self.epoch < cfg.epochs:
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                     break
+                if cfg.max_minutes is not None and time.monotonic() - self._fit_start >= 60 * cfg.max_minutes:
+                    break  # the limit passed during validation: no new epoch
                 stopped = self._train_epoch()
                 if stopped:
                     self.save("last")
@@ -301,7 +307,7 @@ class Trainer:
         print(f"epoch {int(record['epoch']) + 1}/{self.cfg.epochs}: {line}", flush=True)
 
     def _train_epoch(self) -> bool:
-        """One (possibly resumed) epoch; returns True when ``max_steps`` stopped it early."""
+        """One (possibly resumed) epoch; returns True when ``max_steps`` or ``max_minutes`` stopped it early."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -341,7 +347,8 @@ class Trainer:
                     self.writer.add_scalar(f"lr/{group.get('name', i)}", group["lr"], self.global_step)
             if cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0:
                 self.save("last")
-            if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+            out_of_time = cfg.max_minutes is not None and time.monotonic() - self._fit_start >= 60 * cfg.max_minutes
+            if (cfg.max_steps is not None and self.global_step >= cfg.max_steps) or out_of_time:
                 self._epoch_loss = total / max(1, count)
                 return True
         self._epoch_loss = total / max(1, count)

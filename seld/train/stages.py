@@ -3,6 +3,7 @@
 * Pre-training (spec section 5): tokenizer + pre-training head under ADPIT.
 * Fine-tuning (spec section 6): tokens injected into a template, a frozen text encoder, a GREP or
   TREP head; loss ``embed_weight * MAE(A, E_text(X_gt)) + adpit_weight * ADPIT``.
+* Baseline: the DCASE2025 baseline CRNN (:mod:`seld.models.seldnet`) under ADPIT, for comparisons.
 
 A checkpoint of either stage holds everything needed to rebuild its model without the YAML
 (model configs, stream channels, normalisation statistics): see :func:`load_task`.
@@ -24,6 +25,7 @@ from seld.losses import adpit_loss, mae_alignment_loss
 from seld.metrics import MetricConfig
 from seld.models.heads import HeadConfig, PretrainHead, TrepHead, build_head
 from seld.models.pretrain import ModelConfig, PretrainModel
+from seld.models.seldnet import SeldNet, SeldnetConfig
 from seld.models.text_encoders import FrozenTextEncoder, GroundTruthCache, TextEncoderConfig, build_text_encoder
 from seld.models.tokenizer import Tokenizer, TokenizerConfig
 from seld.text.sentences import frame_sentences
@@ -351,13 +353,81 @@ def run_finetuning(cfg: FinetuneConfig) -> Trainer:
     return _run_stage(cfg, build_finetune_task)
 
 
+# ----------------------------------------------------------------------------- DCASE2025 baseline CRNN
+@dataclass
+class BaselineModelConfig:
+    """The DCASE2025 baseline CRNN fed the channels of some streams stacked (``seld.models.seldnet``)."""
+
+    inputs: list[str] = field(default_factory=lambda: ["doa"])
+    """Streams of ``data.streams`` stacked as the CRNN input, in this order (default: the DOA stream,
+    log-mel L/R + IVy + ILD: the 4-channel input of the issue's 735,413-parameter model)."""
+    seldnet: SeldnetConfig = field(default_factory=SeldnetConfig)
+    """Layer sizes; ``in_channels`` is set from the stream lists."""
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.inputs if s not in ("src", "doa", "dist")]
+        if not self.inputs or bad:
+            raise ValueError(f"model.inputs must name streams among src, doa, dist; got {self.inputs}")
+
+
+@dataclass
+class BaselineConfig:
+    """``seld baseline``: the DCASE2025 baseline model trained by the same engine (ADPIT, metric, checkpoints)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: BaselineModelConfig = field(default_factory=BaselineModelConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, batch_size=16))
+    metrics: MetricConfig = field(default_factory=MetricConfig)
+
+
+class BaselineTask(SeldTask):
+    """SeldNet on the stacked input streams; loss = ADPIT."""
+
+    def __init__(self, model: SeldNet, inputs: list[str], extras: dict[str, Any]):
+        super().__init__()
+        self.model = model
+        self.inputs = list(inputs)
+        self._extras = extras
+
+    def predict(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """Activated multi-ACCDOA output ``(batch, frames, 117)``."""
+        streams = {"src": src, "doa": doa, "dist": dist}
+        return self.model(torch.cat([streams[s] for s in self.inputs], dim=1))
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        out = self.predict(batch["src"], batch["doa"], batch["dist"])
+        loss = adpit_loss(out.float(), batch["target"])
+        return StepOutput(loss=loss, output=out, logs={"adpit": float(loss.detach())})
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return self._extras
+
+
+def build_baseline_task(cfg: BaselineConfig, record: dict[str, Any] | None = None) -> BaselineTask:
+    """The baseline task; the CRNN's input channels follow ``data.streams`` and ``model.inputs``."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.seldnet.in_channels = sum(len(getattr(cfg.data.streams, s)) for s in model_cfg.inputs)
+    extras = {
+        "stage": "baseline",
+        "model": to_dict(model_cfg),
+        "streams": to_dict(cfg.data.streams),
+        **(record or {}),
+    }
+    return BaselineTask(SeldNet(model_cfg.seldnet), model_cfg.inputs, extras)
+
+
+def run_baseline(cfg: BaselineConfig) -> Trainer:
+    """Train the baseline CRNN; files and channels are checked before the first step."""
+    return _run_stage(cfg, build_baseline_task)  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------------------------------- loading trained models
 @dataclass
 class LoadedModel:
     """A trained model rebuilt from its checkpoint alone."""
 
-    task: PretrainTask | FinetuneTask
-    stage: Literal["pretrain", "finetune"]
+    task: PretrainTask | FinetuneTask | BaselineTask
+    stage: Literal["pretrain", "finetune", "baseline"]
     streams: StreamConfig
     normalization: dict[str, dict[str, float]]
     features: dict[str, Any]
@@ -383,7 +453,7 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
     streams = from_dict(StreamConfig, extras.get("streams", {}), source=f"{src} (streams)")
     if stage == "pretrain":
         model_cfg = from_dict(ModelConfig, extras["model"], source=f"{src} (model config)")
-        task: PretrainTask | FinetuneTask = PretrainTask(PretrainModel.from_config(model_cfg, load_pretrained=False), extras)
+        task: PretrainTask | FinetuneTask | BaselineTask = PretrainTask(PretrainModel.from_config(model_cfg, load_pretrained=False), extras)
     elif stage == "finetune":
         cfg = FinetuneConfig(
             data=DataConfig(streams=streams),
@@ -393,8 +463,11 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
         )
         record = {k: extras[k] for k in ("normalization", "features") if k in extras}
         task = build_finetune_task(cfg, record, load_weights=False)
+    elif stage == "baseline":
+        base_cfg = from_dict(BaselineModelConfig, extras["model"], source=f"{src} (model config)")
+        task = BaselineTask(SeldNet(base_cfg.seldnet), base_cfg.inputs, extras)
     else:
-        raise CheckpointError(f"{src}: unknown training stage {stage!r} (expected 'pretrain' or 'finetune')")
+        raise CheckpointError(f"{src}: unknown training stage {stage!r} (expected 'pretrain', 'finetune' or 'baseline')")
     load_model_state(task, ckpt["model"], src)
     task.to(device).eval()
     return LoadedModel(

@@ -1,0 +1,24 @@
+"""``seld baseline``: train the DCASE2025 baseline CRNN with the same engine, features and metric."""
+from __future__ import annotations
+
+import argparse
+
+from seld.commands._common import add_config_arguments
+
+HELP = "Train the DCASE2025 baseline CRNN (audio-only, multi-ACCDOA) with ADPIT; resumes from <out_dir>/checkpoints/last.pt."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, "configs/baseline_seldnet.yml")
+
+
+def run(args: argparse.Namespace) -> int:
+    from seld.config import dump_config, load_config
+    from seld.train.stages import BaselineConfig, run_baseline
+
+    cfg = load_config(args.config, BaselineConfig, args.overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    run_baseline(cfg)
+    return 0
