@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from seld.data.augment import AugmentConfig, Augmenter
 from seld.errors import DataError
 
 STREAMS: tuple[str, ...] = ("src", "doa", "dist")
@@ -57,6 +58,8 @@ class SeldDataset(Dataset):
         train: draw the source channel from ``streams.src_train_choices`` per item.
         seed: the random source choice is a function of (seed, epoch, index) only, so it is
             the same whatever worker reads the item; call :meth:`set_epoch` each epoch.
+        augment: training augmentation (:mod:`seld.data.augment`, also drawn from (seed, epoch,
+            index)); ignored when ``train`` is False.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class SeldDataset(Dataset):
         streams: StreamConfig | None = None,
         train: bool = False,
         seed: int = 0,
+        augment: AugmentConfig | None = None,
     ) -> None:
         import h5py
 
@@ -120,6 +124,7 @@ class SeldDataset(Dataset):
                 self.scale[self.index[c]] = 1.0 / max(stats[c].std, MIN_STD)
         self._h5: Any = None
         self._h5_pid: int | None = None
+        self.augmenter = Augmenter(augment, self.channels) if (train and augment is not None and augment.enabled) else None
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -150,7 +155,12 @@ class SeldDataset(Dataset):
         f = self._file()
         feats = f["features"][index]  # (C, T, M): one contiguous chunk
         target = f["targets"][index]
+        aug_rng = np.random.default_rng([self.seed, self.epoch, index, 1]) if self.augmenter is not None else None
+        if self.augmenter is not None:  # training only: swap and band gains on raw features
+            feats, target = self.augmenter.before_normalization(feats, target, aug_rng)
         feats = (feats - self.mean[:, None, None]) * self.scale[:, None, None]
+        if self.augmenter is not None:  # masks on normalised features (0 = channel mean)
+            feats = self.augmenter.after_normalization(feats, aug_rng)
         groups = {
             "src": self.source_channels(index),
             "doa": self.streams.doa,

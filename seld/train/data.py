@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
 
+from seld.data.augment import AugmentConfig
 from seld.data.dataset import SeldDataset, StreamConfig
 from seld.data.targets import target_to_events
 from seld.errors import ConfigError
@@ -25,6 +26,9 @@ class DataConfig:
     normalization: Optional[str] = None
     """Normalisation statistics; None: ``<features_dir>/normalization.json``."""
     streams: StreamConfig = field(default_factory=StreamConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Training augmentation (left/right swap, FilterAugment, SpecAugment masks); off by default and
+    never applied to validation."""
 
     @property
     def normalization_path(self) -> Path:
@@ -48,7 +52,10 @@ def build_dataset(cfg: DataConfig, splits: list[str], train: bool, seed: int) ->
     """One dataset over the merged files of ``splits`` (a ConcatDataset when several)."""
     if not splits:
         raise ConfigError("data: no splits given")
-    parts = [SeldDataset(cfg.split_file(s), cfg.normalization_path, cfg.streams, train=train, seed=seed) for s in splits]
+    parts = [
+        SeldDataset(cfg.split_file(s), cfg.normalization_path, cfg.streams, train=train, seed=seed, augment=cfg.augment)
+        for s in splits
+    ]
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
