@@ -93,6 +93,145 @@ def prepare_data(out: Path, clips: int, seed: int, workers: int | None, cfg_dir:
     return feats
 
 
+# ----------------------------------------------------------------------------- training
+def stage_config_file(cfg_dir: Path, stage: str) -> Path:
+    return cfg_dir / {"baseline": "baseline.yml", "pretrain": "pretrain.yml",
+                      "grep": "finetune_grep.yml", "trep": "finetune_trep.yml"}[stage]
+
+
+def selected_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint chosen on validation: ``best_f.pt``, else ``last.pt`` (no epoch finished)."""
+    ckpts = run_dir / "checkpoints"
+    for name in ("best_f.pt", "last.pt"):
+        if (ckpts / name).is_file():
+            return ckpts / name
+    raise SystemExit(f"{run_dir}: no checkpoint; run its stage first")
+
+
+def train_stage(stage: str, out: Path, seed: int, minutes: float, cfg_dir: Path, extra: list[str]) -> dict[str, Any]:
+    """Train one stage within ``minutes`` (skipped when its ``benchmark_done.json`` exists)."""
+    from seld.config import load_config
+    from seld.io_utils import atomic_write_text
+    from seld.train import stages as st
+
+    run_dir = out / "runs" / stage
+    done = run_dir / "benchmark_done.json"
+    if done.is_file():
+        print(f"[{stage}] finished earlier ({done}); skipped", flush=True)
+        return json.loads(done.read_text())
+    overrides = [
+        f"data.features_dir={out / 'features'}", "data.train_splits=[train]", "data.val_splits=[val]",
+        f"train.out_dir={run_dir}", f"train.seed={seed}", f"train.max_minutes={minutes}", "train.progress=false",
+    ]
+    if stage in ("grep", "trep"):
+        overrides.append(f"model.pretrained={selected_checkpoint(out / 'runs' / 'pretrain')}")
+    schema, runner = {
+        "baseline": (st.BaselineConfig, st.run_baseline),
+        "pretrain": (st.PretrainConfig, st.run_pretraining),
+        "grep": (st.FinetuneConfig, st.run_finetuning),
+        "trep": (st.FinetuneConfig, st.run_finetuning),
+    }[stage]
+    cfg = load_config(stage_config_file(cfg_dir, stage), schema, overrides + extra)
+    print(f"[{stage}] training for at most {minutes:.1f} min -> {run_dir}", flush=True)
+    t = time.time()
+    trainer = runner(cfg)
+    info = {
+        "minutes": (time.time() - t) / 60.0,
+        "epochs": len(trainer.history),
+        "steps": trainer.global_step,
+        "budget_minutes": minutes,
+    }
+    atomic_write_text(done, json.dumps(info, indent=2) + "\n")
+    return info
+
+
+# ----------------------------------------------------------------------------- scoring and report
+def score_on_test(stage: str, out: Path) -> dict[str, Any]:
+    """Score the run's validation-selected checkpoint once on the test set; write its CSVs."""
+    import numpy as np
+    import torch
+
+    from seld.data.dataset import SeldDataset
+    from seld.data.targets import target_to_events
+    from seld.decoding import write_prediction_csvs
+    from seld.metrics import MetricConfig, score_outputs
+    from seld.train.stages import load_task
+
+    ckpt = selected_checkpoint(out / "runs" / stage)
+    model = load_task(ckpt)
+    task = model.task
+    ds = SeldDataset(out / "features" / "test.h5", out / "features" / "normalization.json", model.streams, train=False)
+    preds, refs = {}, {}
+    with torch.no_grad():
+        for start in range(0, len(ds), 8):
+            items = [ds[i] for i in range(start, min(len(ds), start + 8))]
+            batch = {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist")}
+            outputs = task.predict(batch["src"], batch["doa"], batch["dist"]).float().numpy()
+            for it, o in zip(items, outputs):
+                preds[it["clip_id"]] = o
+                refs[it["clip_id"]] = target_to_events(it["target"].numpy())
+    scores = score_outputs(preds, refs, MetricConfig())
+    write_prediction_csvs(out / "predictions" / stage, list(preds), [preds[c] for c in preds])
+    params = list(task.parameters())
+    return {
+        "checkpoint": str(ckpt.relative_to(out)),
+        "F": float(scores.F), "DOAE": float(scores.DOAE), "RDE": float(scores.RDE),
+        "F_per_class": [float(v) for v in np.nan_to_num(scores.classwise_F)],
+        "params_total": int(sum(p.numel() for p in params)),
+        "params_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
+    }
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    import math
+
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{100 * v:.1f}" if pct else f"{v:.2f}"
+
+
+def write_report(out: Path, results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
+    """``results.json``, ``results.md`` and the PNG plots under ``out``."""
+    from seld.constants import SHORT_CLASS_NAMES
+    from seld.io_utils import atomic_write_text
+    from seld.plots import plot_class_scores, plot_clip_tracks, plot_learning_curves
+
+    atomic_write_text(out / "results.json", json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    lines = [
+        "# Synthetic benchmark: held-out rooms, test set scored once", "",
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine']}; started {meta['started']}.  ",
+        f"Sets (different seeds, so different rooms): {meta['sets']}. Budget {meta['budget_minutes']} min "
+        f"split {meta['shares']}. Checkpoints selected on validation F (best_f.pt), test scored once "
+        "(DCASE2025 metric, F20°/1, macro).", "",
+        "| model | params trainable / total | epochs | minutes | F20°/1 (%) | DOAE (°) | RDE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for stage, r in results.items():
+        lines.append(
+            f"| {RUN_NAMES[stage]} | {r['params_trainable']:,} / {r['params_total']:,} | {r['epochs']} | "
+            f"{r['minutes']:.1f} | {_fmt(r['F'], pct=True)} | {_fmt(r['DOAE'])} | {_fmt(r['RDE'])} |"
+        )
+    lines += ["", "F20°/1 per class (%):", "",
+              "| model | " + " | ".join(SHORT_CLASS_NAMES) + " |", "|---" * (len(SHORT_CLASS_NAMES) + 1) + "|"]
+    for stage, r in results.items():
+        lines.append(f"| {RUN_NAMES[stage]} | " + " | ".join(_fmt(v, pct=True) for v in r["F_per_class"]) + " |")
+    figures = {}
+    runs = {RUN_NAMES[s]: out / "runs" / s for s in results}
+    figures["learning_curves"] = plot_learning_curves(runs, out / "learning_curves.png")
+    figures["class_scores"] = plot_class_scores({RUN_NAMES[s]: r for s, r in results.items()}, out / "class_scores.png")
+    ref_dir = out / "data" / "test" / "metadata_dev" / SPLIT
+    clips = sorted(p.stem for p in ref_dir.glob("*.csv"))
+    if clips:
+        busiest = max(clips, key=lambda c: len((ref_dir / f"{c}.csv").read_text().splitlines()))
+        for stage in results:
+            figures[f"tracks_{stage}"] = plot_clip_tracks(
+                out / "predictions" / stage, ref_dir, busiest, out / f"tracks_{stage}_{busiest}.png")
+    lines += ["", "Figures: " + ", ".join(f"`{Path(p).name}`" for p in figures.values()), ""]
+    atomic_write_text(out / "results.md", "\n".join(lines))
+    print("\n".join(lines), flush=True)
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -102,17 +241,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench_out", help="output folder (data, features, runs, results)")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma list among {','.join(STAGES)}")
     parser.add_argument("--workers", type=int, default=None, help="processes for simulation/features (default: CPU count)")
+    parser.add_argument(
+        "--shares", default=",".join(f"{k}={v}" for k, v in DEFAULT_SHARES.items()),
+        help="budget fraction per training stage (default: %(default)s)",
+    )
+    parser.add_argument("--configs", default=str(ROOT / "configs" / "benchmark"), help="folder of the stage YAMLs")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="STAGE:KEY=VALUE",
+        help="config override for one stage, e.g. baseline:train.batch_size=8 (repeatable)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         parser.error(f"unknown stage(s) {unknown}; valid: {','.join(STAGES)}")
-    cfg_dir = ROOT / "configs" / "benchmark"
+    cfg_dir = Path(args.configs)
+    shares = {k: float(v) for k, v in (item.split("=") for item in args.shares.split(","))}
+    extra: dict[str, list[str]] = {s: [] for s in DEFAULT_SHARES}
+    for item in args.set:
+        stage, _, override = item.partition(":")
+        if stage not in extra or "=" not in override:
+            parser.error(f"--set {item!r}: expected STAGE:KEY=VALUE with STAGE among {','.join(extra)}")
+        extra[stage].append(override)
     if "data" in stages:
         t = time.time()
         prepare_data(out, args.clips, args.seed, args.workers, cfg_dir)
         print(f"[data] done in {(time.time() - t) / 60:.1f} min", flush=True)
+    infos: dict[str, dict[str, Any]] = {}
+    for stage in DEFAULT_SHARES:
+        if stage in stages:
+            infos[stage] = train_stage(stage, out, args.seed, args.budget_minutes * shares[stage], cfg_dir, extra[stage])
+    if "report" in stages:
+        import platform
+
+        results = {}
+        for stage in DEFAULT_SHARES:
+            done = out / "runs" / stage / "benchmark_done.json"
+            if done.is_file():
+                info = json.loads(done.read_text())
+                results[stage] = {**info, **score_on_test(stage, out)}
+        meta = {
+            "command": "python scripts/experiments/synthetic_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "machine": f"{platform.node()}, {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}",
+            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "sets": {k: f"{n} clips, seed {args.seed + SETS[k][1]}" for k, n in set_sizes(args.clips).items()},
+            "budget_minutes": args.budget_minutes,
+            "shares": shares,
+        }
+        write_report(out, results, meta)
     return 0
 
 

@@ -165,11 +165,17 @@ class FinetuneConfig:
     """Template index used at validation and inference (training draws one per clip and step)."""
     gt_cache_size: int = 200_000
     """Ground-truth sentence embeddings kept (oldest dropped first)."""
+    head_warmup_steps: int = 0
+    """Recipe option (0 = the authors' recipe): for this many first training steps the tokens are
+    detached, so only the new head (and nothing of the pre-trained tokenizer) learns while the head
+    starts from scratch; the count is saved with the model, so a resume continues it."""
     metrics: MetricConfig = field(default_factory=MetricConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.eval_template < len(TEMPLATES):
             raise ValueError(f"eval_template must be in 0..{len(TEMPLATES) - 1}, got {self.eval_template}")
+        if self.head_warmup_steps < 0:
+            raise ValueError(f"head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
 
 
 def _repeat_batch(batch: TemplateBatch, times: int) -> TemplateBatch:
@@ -193,8 +199,12 @@ class FinetuneTask(SeldTask):
         gt_cache_size: int,
         extras: dict[str, Any],
         pretrained_tokenizer: bool,
+        head_warmup_steps: int = 0,
     ):
         super().__init__()
+        self.head_warmup_steps = int(head_warmup_steps)
+        if self.head_warmup_steps > 0:  # a step counter saved with the weights (exact resume)
+            self.register_buffer("warmup_steps_done", torch.zeros((), dtype=torch.long))
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
         self.head = head
@@ -222,9 +232,13 @@ class FinetuneTask(SeldTask):
             idx = [self.eval_template] * batch_size
         return [TEMPLATES[i] for i in idx]
 
-    def encode(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor, templates: list[str]):
+    def encode(
+        self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor, templates: list[str], detach_tokens: bool = False
+    ):
         """Return (output ``(B, T, 117)``, A ``(B, T, out_dim)``) for the given per-clip templates."""
         tokens = self.tokenizer(src, doa, dist)  # (B, T, 3, E)
+        if detach_tokens:  # head warm-up: no gradient reaches the tokenizer
+            tokens = tokens.detach()
         b, t = tokens.shape[:2]
         tb = self._templates(templates, t, tokens.device)
         enc = self.text_encoder.forward_injected(tb, tokens.reshape(b * t, 3, tokens.shape[-1]))
@@ -246,7 +260,10 @@ class FinetuneTask(SeldTask):
     def step(self, batch: dict[str, Any]) -> StepOutput:
         target = batch["target"]
         templates = self._choose_templates(target.shape[0])
-        out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates)
+        warming = self.training and self.head_warmup_steps > 0 and int(self.warmup_steps_done) < self.head_warmup_steps
+        if warming:
+            self.warmup_steps_done += 1
+        out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates, detach_tokens=warming)
         target_np = target.detach().cpu().numpy()
         sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl)]
         gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
@@ -337,12 +354,14 @@ def build_finetune_task(
         "model": to_dict(resolved),
         "loss": to_dict(cfg.loss),
         "eval_template": cfg.eval_template,
+        "head_warmup_steps": cfg.head_warmup_steps,
         "streams": to_dict(cfg.data.streams),
         **(record or {}),
     }
     return FinetuneTask(
         tokenizer, text_encoder, head, head_type, cfg.loss, cfg.tokenizer_lr, cfg.eval_template,
         cfg.gt_cache_size, extras, pretrained_tokenizer=m.pretrained is not None,
+        head_warmup_steps=cfg.head_warmup_steps,
     )
 
 
@@ -460,6 +479,7 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
             model=from_dict(FinetuneModelConfig, extras["model"], source=f"{src} (model config)"),
             loss=from_dict(FinetuneLossConfig, extras.get("loss", {}), source=f"{src} (loss config)"),
             eval_template=int(extras.get("eval_template", 1)),
+            head_warmup_steps=int(extras.get("head_warmup_steps", 0)),
         )
         record = {k: extras[k] for k in ("normalization", "features") if k in extras}
         task = build_finetune_task(cfg, record, load_weights=False)

@@ -1,0 +1,68 @@
+"""The one-command benchmark on a tiny setting: every stage runs, the table and the PNGs are written,
+a rerun skips finished stages."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("synthetic_benchmark", ROOT / "scripts/experiments/synthetic_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_set_sizes_split_the_clips() -> None:
+    bench = _load_script()
+    assert bench.set_sizes(400) == {"train": 280, "val": 60, "test": 60}
+    assert bench.set_sizes(8) == {"train": 4, "val": 2, "test": 2}
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load_script()
+    cfg_dir = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs" / "benchmark", cfg_dir)
+    with open(cfg_dir / "features.yml", "a", encoding="utf-8") as f:
+        f.write("wpe: {iterations: 1}\n")  # one WPE iteration keeps the test fast
+    fast = []
+    for stage in ("baseline", "pretrain", "grep", "trep"):
+        fast += ["--set", f"{stage}:train.epochs=1", "--set", f"{stage}:train.batch_size=2"]
+    out = tmp_path / "bench"
+    argv = ["--clips", "8", "--budget-minutes", "5", "--seed", "3", "--out", str(out), "--workers", "1",
+            "--configs", str(cfg_dir), *fast]
+    assert bench.main(argv) == 0
+
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert list(results) == ["baseline", "pretrain", "grep", "trep"]
+    assert results["baseline"]["params_total"] == 735_413 == results["baseline"]["params_trainable"]
+    for stage, r in results.items():
+        assert r["epochs"] == 1 and r["steps"] == 2  # 4 training clips, batch 2
+        assert 0.0 <= r["F"] <= 1.0 and len(r["F_per_class"]) == 13
+        assert r["checkpoint"].endswith("best_f.pt")
+        assert (out / "predictions" / stage).is_dir()
+    for stage in ("grep", "trep"):  # the frozen text encoder counts in the total only
+        assert results[stage]["params_trainable"] < results[stage]["params_total"]
+    table = (out / "results.md").read_text()
+    assert "| Baseline CRNN (DCASE2025) | 735,413 / 735,413 | 1 |" in table
+    assert "RCC-BERT-TREP (MiniLM)" in table and "F20°/1 per class" in table
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert "learning_curves.png" in pngs and "class_scores.png" in pngs
+    assert sum(p.startswith("tracks_") for p in pngs) == 4
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+    # a rerun skips the finished stages (no training) and rewrites the same table
+    capsys.readouterr()
+    assert bench.main(argv) == 0
+    log = capsys.readouterr().out
+    assert log.count("finished earlier") == 4 and "training for at most" not in log
+    assert json.loads((out / "results.json").read_text())["results"]["baseline"]["F"] == results["baseline"]["F"]
