@@ -24,13 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "grep_quickstart": ("grep", []),
-    "grep_tok_frozen": ("grep", ["tokenizer_lr=0.0"]),
+    "grep_warmup_half_epoch": ("grep", ["head_warmup_steps={half_epoch}"]),
     "grep_head_lr_5e-3": ("grep", ["train.lr=5.0e-3"]),
+    "grep_embed_0.1": ("grep", ["loss.embed_weight=0.1"]),
+    "grep_tok_frozen": ("grep", ["tokenizer_lr=0.0"]),
     "grep_no_embed_loss": ("grep", ["loss.embed_weight=0.0"]),
-    "grep_warmup_1ep": ("grep", ["head_warmup_steps={steps_per_epoch}"]),
     "trep_quickstart": ("trep", []),
 }
-"""Name -> (head, overrides); ``{steps_per_epoch}`` is filled in."""
+"""Name -> (head, overrides); ``{steps_per_epoch}`` and ``{half_epoch}`` are filled in."""
 
 
 def history(run: Path) -> list[dict]:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg_file = ROOT / "configs" / "benchmark" / f"finetune_{head}.yml"
         base = load_config(cfg_file, FinetuneConfig, [])
         steps = n_train // base.train.batch_size
-        over = [o.format(steps_per_epoch=steps) for o in overrides] + [
+        over = [o.format(steps_per_epoch=steps, half_epoch=steps // 2) for o in overrides] + [
             f"data.features_dir={bench / 'features'}", f"model.pretrained={pre}", f"train.out_dir={out / name}",
             f"train.epochs={args.epochs}", f"train.seed={args.seed}", "train.progress=false",
         ]

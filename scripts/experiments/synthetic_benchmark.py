@@ -201,9 +201,11 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], meta: dict[str, 
         "# Synthetic benchmark: held-out rooms, test set scored once", "",
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}; started {meta['started']}.  ",
-        f"Sets (different seeds, so different rooms): {meta['sets']}. Budget {meta['budget_minutes']} min "
-        f"split {meta['shares']}. Checkpoints selected on validation F (best_f.pt), test scored once "
-        "(DCASE2025 metric, F20°/1, macro).", "",
+        "Sets (different seeds, so different rooms): " + ", ".join(f"{k} {v}" for k, v in meta["sets"].items())
+        + f". Training budget {meta['budget_minutes']:g} min, shared "
+        + ", ".join(f"{k} {v:.0%}" for k, v in meta["shares"].items())
+        + " (data simulation and features not counted). Checkpoints selected on validation F (`best_f.pt`), "
+        "the test set scored once (DCASE2025 metric, F20°/1, macro).", "",
         "| model | params trainable / total | epochs | minutes | F20°/1 (%) | DOAE (°) | RDE |",
         "|---|---|---|---|---|---|---|",
     ]

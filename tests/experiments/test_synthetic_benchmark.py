@@ -60,6 +60,18 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
 
+    # `seld infer` runs on the baseline checkpoint from audio alone and gives the same CSVs
+    from seld.cli import main as seld_main
+
+    infer_dir = tmp_path / "infer"
+    wavs = out / "data" / "test" / "stereo_dev" / bench.SPLIT
+    ckpt = out / results["baseline"]["checkpoint"]
+    assert seld_main(["infer", "--checkpoint", str(ckpt), "--audio", str(wavs), "--out", str(infer_dir)]) == 0
+    produced = sorted(infer_dir.glob("*.csv"))
+    assert len(produced) == 2
+    for csv in produced:
+        assert csv.read_text() == (out / "predictions" / "baseline" / csv.name).read_text()
+
     # a rerun skips the finished stages (no training) and rewrites the same table
     capsys.readouterr()
     assert bench.main(argv) == 0
