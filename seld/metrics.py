@@ -552,7 +552,7 @@ def evaluate_folders(
     ref_frames = cfg.num_frames if cfg.mode == "strict" else None
     for name in tqdm(names, desc="scoring", disable=not progress):
         ref_events = read_metadata_csv(refs[name], num_frames=ref_frames)
-        pred_events = read_metadata_csv(preds[name]) if name in preds else None
+        pred_events = read_metadata_csv(preds[name], predictions=True) if name in preds else None
         scorer.add_clip(pred_events, ref_events, clip_id=Path(name).stem)
     if cfg.mode == "dcase2025":
         scorer.n_missing_prediction = len(set(refs) - set(preds))
