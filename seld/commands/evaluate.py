@@ -27,7 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--abs-dist-threshold", type=float, default=None, metavar="M",
         help="optional absolute distance threshold in metres (not used by DCASE2025)",
     )
-    parser.add_argument("--jackknife", action="store_true", help="add 95%% jackknife confidence intervals")
+    parser.add_argument(
+        "--jackknife", action="store_true",
+        help="add 95%% leave-one-clip-out jackknife confidence intervals, built on the logit scale for F "
+        "(in [0, 1]) and DOAE (in [0, 180] deg) and on the log scale for RDE, so no interval goes below 0 "
+        "(the official raw-scale t interval can); a value of 0 falls back to the raw interval clipped at 0",
+    )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
 
 
