@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from seld.commands._common import add_progress_argument, resolve_progress
+
 HELP = "Score prediction CSVs against reference CSVs with the DCASE2025 SELD metric (F, DOAE, RDE)."
 
 
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(the official raw-scale t interval can); a value of 0 falls back to the raw interval clipped at 0",
     )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
+    add_progress_argument(parser)
 
 
 def _num(value: float) -> float | None:
@@ -52,13 +55,14 @@ def run(args: argparse.Namespace) -> int:
         abs_dist_threshold_m=args.abs_dist_threshold,
         average=args.average,
     )
+    progress = resolve_progress(args.progress)
     jackknife = None
     if args.jackknife:
         scorer = SeldScorer(cfg)
-        scores = evaluate_folders(args.pred, args.ref, cfg, progress=True, scorer=scorer)
+        scores = evaluate_folders(args.pred, args.ref, cfg, progress=progress, scorer=scorer)
         jackknife = scorer.jackknife() if scorer.n_clips >= 2 else None
     else:
-        scores = evaluate_folders(args.pred, args.ref, cfg, progress=True)
+        scores = evaluate_folders(args.pred, args.ref, cfg, progress=progress)
     print(format_table(scores, jackknife))
     if args.json:
         payload = scores.to_dict()
