@@ -104,3 +104,15 @@ def test_tensorboard_drops_points_logged_after_the_checkpoint_a_resume_repeats(t
     assert [s for s, _ in got] == list(range(1, 13))
     assert [v for _, v in got] == pytest.approx([v for _, v in want], abs=1e-6)
     assert [s for s, _ in _scalars(run, "epoch/train_loss")] == [1, 2, 3]
+
+
+def test_max_steps_at_an_epoch_end_finishes_that_epoch(tmp_path):
+    full = _trainer(tmp_path / "full")
+    full.fit()
+    stopped = _trainer(tmp_path / "split", max_steps=4)  # 4 steps per epoch: the end of epoch 1
+    stopped.fit()
+    assert (stopped.epoch, stopped.step_in_epoch) == (1, 0) and "val_loss" in stopped.history[0]
+    resumed = _trainer(tmp_path / "split")
+    resumed.fit()
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history], abs=1e-6)
+    assert len(resumed.history) == 3
