@@ -126,14 +126,10 @@ def test_transformers_loading_bars_are_switched_off_without_progress(monkeypatch
     transformers_logging = pytest.importorskip("transformers.utils.logging")
     from seld.commands._common import resolve_progress
 
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
-    transformers_logging.enable_progress_bar()
-    try:
-        resolve_progress(False)
-        assert not transformers_logging.is_progress_bar_enabled()
-    finally:
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "0"
-        transformers_logging.enable_progress_bar()
+    monkeypatch.setattr(transformers_logging, "_tqdm_active", True)  # restored after the test
+    assert transformers_logging.is_progress_bar_enabled()
+    resolve_progress(False)
+    assert not transformers_logging.is_progress_bar_enabled()
 
 
 @pytest.mark.parametrize("flags, shown", [([], False), (["--progress"], True), (["--no-progress"], False)])
