@@ -9,16 +9,19 @@ HELP = "Train the DCASE2025 baseline CRNN (audio-only, multi-ACCDOA) with ADPIT;
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, "configs/baseline_seldnet.yml")
+    add_config_arguments(parser, "baseline")
 
 
 def run(args: argparse.Namespace) -> int:
+    from seld.commands._common import require_config, resolve_progress
     from seld.config import dump_config, load_config
     from seld.train.stages import BaselineConfig, run_baseline
 
-    cfg = load_config(args.config, BaselineConfig, args.overrides)
+    cfg = load_config(require_config(args.config, "baseline"), BaselineConfig, args.overrides)
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
+    if not resolve_progress(args.progress):
+        cfg.train.progress = False
     run_baseline(cfg)
     return 0
