@@ -221,8 +221,9 @@ class FinetuneConfig:
     """Ground-truth sentence embeddings kept (oldest dropped first)."""
     head_warmup_steps: int = 0
     """Recipe option (0 = the authors' recipe): for this many first training steps the tokens are
-    detached, so only the new head (and nothing of the pre-trained tokenizer) learns while the head
-    starts from scratch; the count is saved with the model, so a resume continues it."""
+    detached, so no gradient reaches the pre-trained tokenizer (its BatchNorm statistics still
+    update) while the new head starts from scratch; the count is saved with the model, so a
+    resume continues it."""
     metrics: MetricConfig = field(default_factory=MetricConfig)
 
     def __post_init__(self) -> None:

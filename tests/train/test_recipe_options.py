@@ -1,0 +1,61 @@
+"""Fine-tuning recipe option head_warmup_steps: only the head learns during the warm-up, the count
+survives a resume and the checkpoint rebuilds with it."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from seld.train.data import build_dataset
+from seld.train.engine import Trainer, seed_everything
+from seld.train.stages import FinetuneConfig, build_finetune_task, data_record, load_task
+from tests.train.conftest import finetune_config, pretrained_checkpoint
+
+
+def _params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def _fit(cfg: FinetuneConfig, task) -> Trainer:
+    trainer = Trainer(task, build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=0), cfg.train)
+    trainer.fit()
+    trainer.close()
+    return trainer
+
+
+def test_head_warmup_freezes_the_tokenizer_then_releases_it(sim, tmp_path_factory, tmp_path):
+    pre = pretrained_checkpoint(tmp_path_factory)
+    cfg = finetune_config(sim, tmp_path / "ft", pre, "bert", "grep", max_steps=2, resume="auto")
+    cfg = dataclasses.replace(cfg, head_warmup_steps=2, tokenizer_lr=1e-3)
+    seed_everything(0)
+    task = build_finetune_task(cfg, data_record(cfg.data))
+    tok0, head0 = _params(task.tokenizer), _params(task.head)
+    _fit(cfg, task)
+    assert int(task.warmup_steps_done) == 2
+    for n, p in _params(task.tokenizer).items():
+        assert torch.equal(p, tok0[n]), n  # no gradient reached the tokenizer
+    assert sum(not torch.equal(p, head0[n]) for n, p in _params(task.head).items()) == len(head0)
+
+    # resume for a third step: the warm-up is over, so the tokenizer moves (by about its lr)
+    cfg3 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=3))
+    seed_everything(0)
+    task3 = build_finetune_task(cfg3, data_record(cfg3.data))
+    trainer = _fit(cfg3, task3)
+    assert trainer.global_step == 3 and int(task3.warmup_steps_done) == 2
+    tok2 = _params(task.tokenizer)
+    moved = max((p - tok2[n]).abs().max().item() for n, p in _params(task3.tokenizer).items())
+    assert 0.5e-3 < moved < 2e-3
+
+    loaded = load_task(tmp_path / "ft" / "checkpoints" / "last.pt")
+    assert loaded.task.head_warmup_steps == 2 and int(loaded.task.warmup_steps_done) == 2
+
+
+def test_without_warmup_the_tokenizer_learns_from_the_first_step(sim, tmp_path_factory, tmp_path):
+    cfg = finetune_config(sim, tmp_path / "ft", pretrained_checkpoint(tmp_path_factory), "bert", "grep", max_steps=1)
+    cfg = dataclasses.replace(cfg, tokenizer_lr=1e-3)
+    seed_everything(0)
+    task = build_finetune_task(cfg, data_record(cfg.data))
+    tok0 = _params(task.tokenizer)
+    _fit(cfg, task)
+    assert not hasattr(task, "warmup_steps_done")  # the authors' recipe keeps the state dict as it was
+    assert max((p - tok0[n]).abs().max().item() for n, p in _params(task.tokenizer).items()) > 0.5e-3
