@@ -29,6 +29,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "grep_embed_0.1": ("grep", ["loss.embed_weight=0.1"]),
     "grep_tok_frozen": ("grep", ["tokenizer_lr=0.0"]),
     "grep_no_embed_loss": ("grep", ["loss.embed_weight=0.0"]),
+    "grep_fixed_template": ("grep", ["train_templates=[1]"]),
     "trep_quickstart": ("trep", []),
 }
 """Name -> (head, overrides); ``{steps_per_epoch}`` and ``{half_epoch}`` are filled in."""

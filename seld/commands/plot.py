@@ -22,7 +22,12 @@ def run(args: argparse.Namespace) -> int:
     from seld.plots import plot_clip_tracks, plot_learning_curves
 
     if args.runs:
-        path = plot_learning_curves({p: p for p in args.runs}, args.out)
+        from pathlib import Path
+
+        labels = [Path(p).name or p for p in args.runs]
+        if len(set(labels)) < len(labels):  # same folder names: keep the paths
+            labels = list(args.runs)
+        path = plot_learning_curves(dict(zip(labels, args.runs)), args.out)
     else:
         if not (args.pred and args.ref and args.clip):
             raise ConfigError("give --pred, --ref and --clip (or --runs for learning curves)")

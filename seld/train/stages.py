@@ -217,6 +217,9 @@ class FinetuneConfig:
     """Learning rate of the pre-trained tokenizer weights."""
     eval_template: int = 1
     """Template index used at validation and inference (training draws one per clip and step)."""
+    train_templates: Optional[list[int]] = None
+    """Recipe option: template indices training draws from (None: all 50, the authors' recipe;
+    ``[1]``: the evaluation template only)."""
     gt_cache_size: int = 200_000
     """Ground-truth sentence embeddings kept (oldest dropped first)."""
     head_warmup_steps: int = 0
@@ -229,6 +232,9 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.eval_template < len(TEMPLATES):
             raise ValueError(f"eval_template must be in 0..{len(TEMPLATES) - 1}, got {self.eval_template}")
+        bad = [i for i in self.train_templates or [] if not 0 <= i < len(TEMPLATES)]
+        if bad or self.train_templates == []:
+            raise ValueError(f"train_templates must be non-empty indices in 0..{len(TEMPLATES) - 1}, got {self.train_templates}")
         if self.head_warmup_steps < 0:
             raise ValueError(f"head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
 
@@ -255,8 +261,10 @@ class FinetuneTask(SeldTask):
         extras: dict[str, Any],
         pretrained_tokenizer: bool,
         head_warmup_steps: int = 0,
+        train_templates: list[int] | None = None,
     ):
         super().__init__()
+        self.train_templates = list(train_templates) if train_templates else None
         self.head_warmup_steps = int(head_warmup_steps)
         if self.head_warmup_steps > 0:  # a step counter saved with the weights (exact resume)
             self.register_buffer("warmup_steps_done", torch.zeros((), dtype=torch.long))
@@ -282,7 +290,8 @@ class FinetuneTask(SeldTask):
 
     def _choose_templates(self, batch_size: int) -> list[str]:
         if self.training:  # global torch RNG: restored on resume, so runs stay reproducible
-            idx = torch.randint(len(TEMPLATES), (batch_size,)).tolist()
+            pool = self.train_templates or list(range(len(TEMPLATES)))
+            idx = [pool[i] for i in torch.randint(len(pool), (batch_size,)).tolist()]
         else:
             idx = [self.eval_template] * batch_size
         return [TEMPLATES[i] for i in idx]
@@ -416,7 +425,7 @@ def build_finetune_task(
     return FinetuneTask(
         tokenizer, text_encoder, head, head_type, cfg.loss, cfg.tokenizer_lr, cfg.eval_template,
         cfg.gt_cache_size, extras, pretrained_tokenizer=m.pretrained is not None,
-        head_warmup_steps=cfg.head_warmup_steps,
+        head_warmup_steps=cfg.head_warmup_steps, train_templates=cfg.train_templates,
     )
 
 

@@ -59,3 +59,23 @@ def test_without_warmup_the_tokenizer_learns_from_the_first_step(sim, tmp_path_f
     _fit(cfg, task)
     assert not hasattr(task, "warmup_steps_done")  # the authors' recipe keeps the state dict as it was
     assert max((p - tok0[n]).abs().max().item() for n, p in _params(task.tokenizer).items()) > 0.5e-3
+
+
+def test_train_templates_restrict_the_training_draws(sim, tmp_path_factory, tmp_path):
+    import pytest
+
+    from seld.text.templates import TEMPLATES
+
+    cfg = finetune_config(sim, tmp_path / "ft", pretrained_checkpoint(tmp_path_factory), "bert", "grep")
+    fixed = build_finetune_task(dataclasses.replace(cfg, train_templates=[1, 3]), data_record(cfg.data)).train()
+    default = build_finetune_task(cfg, data_record(cfg.data)).train()
+    torch.manual_seed(0)
+    assert set(fixed._choose_templates(200)) == {TEMPLATES[1], TEMPLATES[3]}
+    torch.manual_seed(0)
+    drawn = default._choose_templates(200)
+    assert len(set(drawn)) > 40
+    torch.manual_seed(0)  # the default keeps the authors' draws exactly (same RNG calls as before)
+    assert drawn == [TEMPLATES[i] for i in torch.randint(len(TEMPLATES), (200,)).tolist()]
+    assert set(fixed.eval()._choose_templates(5)) == {TEMPLATES[cfg.eval_template]}
+    with pytest.raises(ValueError, match="train_templates"):
+        dataclasses.replace(cfg, train_templates=[])
