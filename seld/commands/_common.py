@@ -50,5 +50,8 @@ def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str) -> N
     parser.add_argument("--out", required=True, metavar="PATH", help=out_help)
     parser.add_argument("--resample", action="store_true", help="resample audio of another rate instead of failing")
     parser.add_argument("--mono-to-stereo", action="store_true", help="duplicate mono files instead of failing")
-    parser.add_argument("--batch-windows", type=int, default=8, help="5 s windows per forward pass")
+    parser.add_argument("--batch-size", "--batch-windows", dest="batch_size", type=int, default=16, metavar="N",
+                        help="5 s windows per batch (features and forward pass), across files (default 16)")
+    parser.add_argument("--num-threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy CPU)")
     add_device_argument(parser)
