@@ -16,9 +16,10 @@ temporary folder; both paths read them from disk and return the (frames, 117) ou
 * new: :func:`seld.inference.predict_recordings`: windows of consecutive files share batches of
   ``--batch-size`` (features and forward pass), ``inference_mode``, ``--threads`` torch threads.
 
-Printed: seconds per clip and clips/s of each (median of ``--repeats``), the speed-up, the largest
-output difference, and the new path's split between features and model. On a shared machine
-the timings are noisy: compare runs made in the same process only.
+Printed: wall and CPU seconds per file and files/s of each (median of ``--repeats``), the
+speed-up, the largest output difference, and the new path's split (CPU seconds) between features
+and model with the model's GFLOP per file and the rate reached. On a shared machine wall times are
+noisy (CPU seconds less so): compare runs made in the same process only.
 """
 from __future__ import annotations
 
@@ -138,24 +139,40 @@ def split_new(model: Any, files: list[Path], batch_size: int) -> tuple[float, fl
     features = WindowFeatures(model)
     t_feat = t_model = 0.0
     for i in range(0, len(windows), batch_size):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         streams = features(windows[i : i + batch_size])
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         with torch.inference_mode():
             model.task.predict(streams["src"], streams["doa"], streams["dist"])
         t_feat += t1 - t0
-        t_model += time.perf_counter() - t1
+        t_model += time.process_time() - t1
     return t_feat, t_model
 
 
-def _timed(fn, threads: int, repeats: int) -> tuple[float, Any]:
+def model_flops(model: Any, batch_size: int) -> float:
+    """Floating-point operations of one forward pass of ``batch_size`` windows (torch's flop counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from seld.constants import CLIP_SAMPLES
+    from seld.inference import WindowFeatures
+
+    rng = np.random.default_rng(0)
+    streams = WindowFeatures(model)((0.1 * rng.standard_normal((batch_size, 2, CLIP_SAMPLES))).astype(np.float32))
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.task.predict(streams["src"], streams["doa"], streams["dist"])
+    return float(counter.get_total_flops())
+
+
+def _timed(fn, threads: int, repeats: int) -> tuple[float, float, Any]:
+    """(median wall seconds, median CPU seconds of this process, last result) of ``repeats`` calls."""
     torch.set_num_threads(threads)
-    times, out = [], None
+    walls, cpus, out = [], [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus), out
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, float]:
@@ -181,22 +198,29 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
         model = load_task(ckpt)
         files = write_clips(tmp_path / "wav", args.clips, args.seconds)
         new_path(model, files[:1], args.batch_size)  # warm-up: imports, mel basis, tokenizer cache
-        t_old, out_old = _timed(lambda: old_path(model, files), old_threads, args.repeats)
-        t_new, out_new = _timed(lambda: new_path(model, files, args.batch_size), args.threads, args.repeats)
+        t_old, c_old, out_old = _timed(lambda: old_path(model, files), old_threads, args.repeats)
+        t_new, c_new, out_new = _timed(lambda: new_path(model, files, args.batch_size), args.threads, args.repeats)
         torch.set_num_threads(args.threads)
         t_feat, t_model = split_new(model, files, args.batch_size)
+        flops = model_flops(model, 1)
         torch.set_num_threads(default_threads)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(out_old, out_new))
     n = args.clips
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {n} files of {args.seconds:g} s, "
           f"model {args.model}, WPE taps {args.wpe_taps} x {args.wpe_iterations} iterations")
-    print(f"old  per file, {old_threads} thread(s): {t_old / n:.3f} s/file  {n / t_old:6.2f} files/s")
-    print(f"new  batch {args.batch_size}, {args.threads} thread(s): {t_new / n:.3f} s/file  {n / t_new:6.2f} files/s"
-          f"  speed-up {t_old / t_new:.2f}x")
-    print(f"new  split: features {t_feat / n:.3f} s/file, model {t_model / n:.3f} s/file")
+    print(f"old  per file, {old_threads} thread(s): {t_old / n:.3f} s/file wall ({c_old / n:.3f} CPU s)  "
+          f"{n / t_old:6.2f} files/s")
+    print(f"new  batch {args.batch_size}, {args.threads} thread(s): {t_new / n:.3f} s/file wall ({c_new / n:.3f} CPU s)  "
+          f"{n / t_new:6.2f} files/s  speed-up {t_old / t_new:.2f}x wall")
+    windows = -(-int(args.seconds * 24000) // 120000)
+    gflop = flops * windows / 1e9
+    print(f"new  split (CPU s): features {t_feat / n:.3f} s/file, model {t_model / n:.3f} s/file "
+          f"({gflop:.1f} GFLOP/file: {gflop / max(t_model / n, 1e-9):.1f} GFLOP/s)")
     print(f"largest |old - new| output difference: {diff:.2e}")
     return {"old_s_per_file": t_old / n, "new_s_per_file": t_new / n, "speedup": t_old / t_new,
-            "features_s_per_file": t_feat / n, "model_s_per_file": t_model / n, "max_diff": diff}
+            "old_cpu_s_per_file": c_old / n, "new_cpu_s_per_file": c_new / n,
+            "features_s_per_file": t_feat / n, "model_s_per_file": t_model / n,
+            "model_gflop_per_file": gflop, "max_diff": diff}
 
 
 if __name__ == "__main__":
