@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seld.commands._common import add_recording_arguments, device_name
+from seld.commands._common import add_recording_arguments, device_name, resolve_progress
 
 HELP = "Export per-frame audio-driven embeddings A of a fine-tuned checkpoint to one HDF5 file."
 
@@ -17,11 +17,12 @@ def run(args: argparse.Namespace) -> int:
     from seld.inference import InferenceOptions, export_embeddings, set_threads
     from seld.train.stages import load_task
 
+    progress = resolve_progress(args.progress)
     set_threads(args.num_threads)
     device = device_name(args.device)
     model = load_task(args.checkpoint, device)
     opts = InferenceOptions(batch_size=args.batch_size, resample=args.resample, mono_to_stereo=args.mono_to_stereo)
-    report = export_embeddings(model, args.audio, args.out, opts, device, progress=getattr(args, "progress", True))
+    report = export_embeddings(model, args.audio, args.out, opts, device, progress=progress)
     for line in report.failure_lines():
         print(line, file=sys.stderr)
     if report.written:

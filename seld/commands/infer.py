@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seld.commands._common import add_recording_arguments, device_name
+from seld.commands._common import add_recording_arguments, device_name, resolve_progress
 
 HELP = "Run a trained checkpoint on stereo 24 kHz WAV files (any length) and write DCASE2025 CSVs."
 
@@ -19,11 +19,12 @@ def run(args: argparse.Namespace) -> int:
     from seld.inference import InferenceOptions, infer_to_csv, set_threads
     from seld.train.stages import load_task
 
+    progress = resolve_progress(args.progress)
     set_threads(args.num_threads)
     device = device_name(args.device)
     model = load_task(args.checkpoint, device)
     opts = InferenceOptions(args.threshold, args.merge_deg, args.batch_size, args.resample, args.mono_to_stereo)
-    report = infer_to_csv(model, args.audio, args.out, opts, device, progress=getattr(args, "progress", True))
+    report = infer_to_csv(model, args.audio, args.out, opts, device, progress=progress)
     for line in report.failure_lines():
         print(line, file=sys.stderr)
     print(f"wrote {len(report.written)} CSV file(s) to {args.out}")
