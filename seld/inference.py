@@ -45,6 +45,8 @@ class InferenceOptions:
     """Resample audio of another rate instead of rejecting it."""
     mono_to_stereo: bool = False
     """Duplicate a mono file to two channels instead of rejecting it."""
+    prefetch: bool = True
+    """Compute the next batch's features in a background thread while the model runs (same outputs)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -132,9 +134,12 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
 
     The output is activated multi-ACCDOA ``(label_frames, 117)``, or with ``embeddings``
     (fine-tuned models only) the audio-driven embeddings A ``(label_frames, D)``. Recordings are
-    read lazily: a recording is yielded as soon as its last window has been through a batch. The
-    model is put in eval mode.
+    read lazily: a recording is yielded as soon as its last window has been through a batch. With
+    ``opts.prefetch`` the features of the next batch are computed in a background thread while
+    the model runs on the current one (same numbers). The model is put in eval mode.
     """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     opts = opts or InferenceOptions()
     task = model.task
     task.eval()  # whatever the caller left it in (a trainer's validate() ends in train mode): no dropout
@@ -142,35 +147,48 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
         raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
     fn = task.embed if embeddings else task.predict
     features = WindowFeatures(model)
-    clips: deque[np.ndarray] = deque()  # windows not yet through a batch
-    owners: deque[_Recording] = deque()  # the recording of each of them
     pending: deque[_Recording] = deque()  # recordings not yet yielded, in input order
 
-    def run(n: int) -> None:
-        batch = np.stack([clips.popleft() for _ in range(n)])
-        streams = {k: v.to(device) for k, v in features(batch).items()}
+    def batches() -> Iterator[tuple[np.ndarray, list[_Recording]]]:
+        """Windows ``(n, 2, CLIP_SAMPLES)`` of up to ``batch_size`` and the recording of each; reads lazily."""
+        clips: list[np.ndarray] = []
+        owners: list[_Recording] = []
+        for key, audio in recordings:
+            windows, label_frames = split_windows(audio)
+            rec = _Recording(key, label_frames, len(windows))
+            pending.append(rec)
+            clips.extend(windows)
+            owners.extend([rec] * len(windows))
+            while len(clips) >= opts.batch_size:
+                yield np.stack(clips[: opts.batch_size]), owners[: opts.batch_size]
+                clips, owners = clips[opts.batch_size :], owners[opts.batch_size :]
+        if clips:
+            yield np.stack(clips), owners
+
+    def run(streams: dict[str, torch.Tensor], owners: list[_Recording]) -> Iterator[tuple[K, np.ndarray]]:
+        streams = {k: v.to(device) for k, v in streams.items()}
         with torch.inference_mode():
             out = fn(streams["src"], streams["doa"], streams["dist"]).float().cpu().numpy()
-        for o in out:
-            owners.popleft().parts.append(o)
-
-    def finished() -> Iterator[tuple[K, np.ndarray]]:
+        for o, rec in zip(out, owners):
+            rec.parts.append(o)
         while pending and len(pending[0].parts) == pending[0].windows:
             rec = pending.popleft()
             yield rec.key, np.concatenate(rec.parts)[: rec.label_frames]
 
-    for key, audio in recordings:
-        windows, label_frames = split_windows(audio)
-        rec = _Recording(key, label_frames, len(windows))
-        pending.append(rec)
-        clips.extend(windows)
-        owners.extend([rec] * len(windows))
-        while len(clips) >= opts.batch_size:
-            run(opts.batch_size)
-            yield from finished()
-    while clips:
-        run(min(opts.batch_size, len(clips)))
-    yield from finished()
+    if not opts.prefetch:
+        for clips, owners in batches():
+            yield from run(features(clips), owners)
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seld-features") as pool:
+            ahead: deque[tuple[Future, list[_Recording]]] = deque()
+            for clips, owners in batches():
+                ahead.append((pool.submit(features, clips), owners))
+                if len(ahead) > 1:
+                    future, done_owners = ahead.popleft()
+                    yield from run(future.result(), done_owners)
+            while ahead:
+                future, done_owners = ahead.popleft()
+                yield from run(future.result(), done_owners)
     assert not pending, "every recording is yielded"
 
 

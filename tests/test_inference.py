@@ -226,8 +226,9 @@ def test_windows_batched_across_files_equal_each_window_alone(finetuned, clips):
         "twelve": np.concatenate([c, a, b], 1)[:, : int(12.3 * SAMPLE_RATE)],
         "two": b[:, : 2 * SAMPLE_RATE],
     }
-    for embeddings in (False, True):
-        got = list(predict_recordings(finetuned, recs.items(), InferenceOptions(batch_size=3), embeddings=embeddings))
+    for embeddings, prefetch in ((False, True), (True, True), (False, False)):
+        opts = InferenceOptions(batch_size=3, prefetch=prefetch)  # prefetch: features of the next batch in a thread
+        got = list(predict_recordings(finetuned, recs.items(), opts, embeddings=embeddings))
         assert [k for k, _ in got] == list(recs)
         for (key, out), audio in zip(got, recs.values()):
             windows, frames = split_windows(audio)

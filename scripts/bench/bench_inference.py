@@ -14,9 +14,11 @@ temporary folder; both paths read them from disk and return the (frames, 117) ou
   chunks of 8 windows under ``no_grad``, ``(x - mean) / std`` normalisation, torch's default
   thread count (``--old-threads``).
 * new: :func:`seld.inference.predict_recordings`: windows of consecutive files share batches of
-  ``--batch-size`` (features and forward pass), ``inference_mode``, ``--threads`` torch threads.
+  ``--batch-size`` (features and forward pass), ``inference_mode``, ``--threads`` torch threads,
+  the next batch's features computed in a background thread while the model runs (and once
+  without that prefetch).
 
-Printed: wall and CPU seconds per file and files/s of each (median of ``--repeats``), the
+Printed: wall and CPU seconds per file and files/s of each path (median of ``--repeats``), the
 speed-up, the largest output difference, and the new path's split (CPU seconds) between features
 and model with the model's GFLOP per file and the rate reached. On a shared machine wall times are
 noisy (CPU seconds less so): compare runs made in the same process only.
@@ -118,12 +120,12 @@ def old_path(model: Any, files: list[Path]) -> list[np.ndarray]:
     return outs
 
 
-def new_path(model: Any, files: list[Path], batch_size: int) -> list[np.ndarray]:
+def new_path(model: Any, files: list[Path], batch_size: int, prefetch: bool = True) -> list[np.ndarray]:
     """The batched path of ``seld infer`` (files read from disk, windows shared across files)."""
     from seld.data.audio import load_stereo
     from seld.inference import InferenceOptions, audio_config, predict_recordings
 
-    opts = InferenceOptions(batch_size=batch_size)
+    opts = InferenceOptions(batch_size=batch_size, prefetch=prefetch)
     acfg = audio_config(model, opts)
     recs = ((wav, load_stereo(wav, acfg)) for wav in files)
     return [out for _, out in predict_recordings(model, recs, opts)]
@@ -200,11 +202,14 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
         new_path(model, files[:1], args.batch_size)  # warm-up: imports, mel basis, tokenizer cache
         t_old, c_old, out_old = _timed(lambda: old_path(model, files), old_threads, args.repeats)
         t_new, c_new, out_new = _timed(lambda: new_path(model, files, args.batch_size), args.threads, args.repeats)
+        t_seq, c_seq, out_seq = _timed(lambda: new_path(model, files, args.batch_size, prefetch=False),
+                                       args.threads, args.repeats)
         torch.set_num_threads(args.threads)
         t_feat, t_model = split_new(model, files, args.batch_size)
         flops = model_flops(model, 1)
         torch.set_num_threads(default_threads)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(out_old, out_new))
+    diff = max([diff] + [float(np.abs(a - b).max()) for a, b in zip(out_seq, out_new)])
     n = args.clips
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {n} files of {args.seconds:g} s, "
           f"model {args.model}, WPE taps {args.wpe_taps} x {args.wpe_iterations} iterations")
@@ -212,13 +217,14 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
           f"{n / t_old:6.2f} files/s")
     print(f"new  batch {args.batch_size}, {args.threads} thread(s): {t_new / n:.3f} s/file wall ({c_new / n:.3f} CPU s)  "
           f"{n / t_new:6.2f} files/s  speed-up {t_old / t_new:.2f}x wall")
+    print(f"new  without prefetch: {t_seq / n:.3f} s/file wall ({c_seq / n:.3f} CPU s)  {n / t_seq:6.2f} files/s")
     windows = -(-int(args.seconds * 24000) // 120000)
     gflop = flops * windows / 1e9
     print(f"new  split (CPU s): features {t_feat / n:.3f} s/file, model {t_model / n:.3f} s/file "
           f"({gflop:.1f} GFLOP/file: {gflop / max(t_model / n, 1e-9):.1f} GFLOP/s)")
     print(f"largest |old - new| output difference: {diff:.2e}")
     return {"old_s_per_file": t_old / n, "new_s_per_file": t_new / n, "speedup": t_old / t_new,
-            "old_cpu_s_per_file": c_old / n, "new_cpu_s_per_file": c_new / n,
+            "old_cpu_s_per_file": c_old / n, "new_cpu_s_per_file": c_new / n, "new_no_prefetch_s_per_file": t_seq / n,
             "features_s_per_file": t_feat / n, "model_s_per_file": t_model / n,
             "model_gflop_per_file": gflop, "max_diff": diff}
 

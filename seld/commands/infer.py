@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.num_threads)
     device = device_name(args.device)
     model = load_task(args.checkpoint, device)
-    opts = InferenceOptions(args.threshold, args.merge_deg, args.batch_size, args.resample, args.mono_to_stereo)
+    opts = InferenceOptions(threshold=args.threshold, merge_deg=args.merge_deg, batch_size=args.batch_size,
+                            resample=args.resample, mono_to_stereo=args.mono_to_stereo)
     report = infer_to_csv(model, args.audio, args.out, opts, device, progress=progress)
     for line in report.failure_lines():
         print(line, file=sys.stderr)
