@@ -96,7 +96,9 @@ class RelPositionMultiHeadAttention(nn.Module):
         super().__init__()
         self.d_model, self.num_heads, self.d_head = d_model, num_heads, d_model // num_heads
         self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
+        # no key bias: it would add the same score to every key of a query, which softmax ignores
+        # (its gradient is exactly zero)
+        self.k_proj = nn.Linear(d_model, d_model, bias=False)
         self.v_proj = nn.Linear(d_model, d_model)
         self.pos_proj = nn.Linear(d_model, d_model, bias=False)
         self.out_proj = nn.Linear(d_model, d_model)

@@ -14,9 +14,9 @@ from tests.models.tiny import D_MODEL, F_IN, T_IN, tiny_rcc
 
 
 def conformer_params(d: int, ffn_mult: int, kernel: int) -> int:
-    """Relative positional attention: q, k, v, out (with bias), pos projection (no bias), u and v (d each)."""
+    """Relative positional attention: q, v, out (with bias), k and pos projections (no bias), u and v (d each)."""
     ffn = 2 * d + (d * ffn_mult * d + ffn_mult * d) + (ffn_mult * d * d + d)
-    attn = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + d * d + 2 * d
+    attn = 2 * d + (3 * d * d + 2 * d) + (d * d + d) + d * d + 2 * d
     conv = 2 * d + (d * 2 * d + 2 * d) + (d * kernel + d) + 2 * d + (d * d + d)
     return 2 * ffn + attn + conv + 2 * d
 
