@@ -24,6 +24,7 @@ import torch
 from seld.config import from_dict
 from seld.constants import CLIP_SAMPLES
 from seld.data.audio import AudioConfig, load_stereo
+from seld.data.dataset import source_view_batches
 from seld.errors import DataError
 from seld.train.stages import FinetuneTask, LoadedModel
 
@@ -105,18 +106,24 @@ class WindowFeatures:
         s = model.streams
         self.model = model
         self.cfg = _feature_config(model)
-        self.channels = list(dict.fromkeys(s.src + s.doa + s.dist))
+        self.views = s.eval_source_views()  # the source input(s) at evaluation (streams.src_eval)
+        self.channels = s.required_channels(train=False)
 
     def __call__(self, clips: np.ndarray) -> dict[str, torch.Tensor]:
-        """``clips (B, 2, CLIP_SAMPLES)`` -> ``{src, doa, dist: (B, C, 250, 64)}`` float32 tensors."""
+        """``clips (B, 2, CLIP_SAMPLES)`` -> ``{src, doa, dist: (B, C, 250, 64)}`` float32 tensors, plus
+        ``src_views (B, V, C, 250, 64)`` when ``streams.src_eval`` averages V source views."""
         from seld.features.extract import compute_batch_features
 
         feats = self.model.normalize(compute_batch_features(np.ascontiguousarray(clips), self.channels, self.cfg))
         s = self.model.streams
-        return {
-            name: torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], axis=1), dtype=np.float32))
-            for name, chans in (("src", s.src), ("doa", s.doa), ("dist", s.dist))
-        }
+
+        def stack(chans: list[str]) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], axis=1), dtype=np.float32))
+
+        streams = {"src": stack(self.views[0]), "doa": stack(s.doa), "dist": stack(s.dist)}
+        if len(self.views) > 1:  # predictions are averaged over the views
+            streams["src_views"] = torch.stack([stack(v) for v in self.views], dim=1)
+        return streams
 
 
 @dataclass
@@ -168,7 +175,8 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
     def run(streams: dict[str, torch.Tensor], owners: list[_Recording]) -> Iterator[tuple[K, np.ndarray]]:
         streams = {k: v.to(device) for k, v in streams.items()}
         with torch.inference_mode():
-            out = fn(streams["src"], streams["doa"], streams["dist"]).float().cpu().numpy()
+            views = [fn(b["src"], b["doa"], b["dist"]).float() for b in source_view_batches(streams)]
+            out = torch.stack(views).mean(0).cpu().numpy()
         for o, rec in zip(out, owners):
             rec.parts.append(o)
         while pending and len(pending[0].parts) == pending[0].windows:

@@ -99,7 +99,8 @@ def old_path(model: Any, files: list[Path]) -> list[np.ndarray]:
     fcfg = _feature_config(model)
     acfg = audio_config(model, InferenceOptions())
     s = model.streams
-    channels = list(dict.fromkeys(s.src + s.doa + s.dist))
+    views = s.eval_source_views()  # one source input per view (streams.src_eval); predictions averaged
+    channels = s.required_channels(train=False)
     outs = []
     for wav in files:
         audio = load_stereo(wav, acfg)
@@ -110,12 +111,16 @@ def old_path(model: Any, files: list[Path]) -> list[np.ndarray]:
         clips = padded.reshape(2, n_windows, CLIP_SAMPLES).transpose(1, 0, 2)
         feats = compute_batch_features(np.ascontiguousarray(clips), channels, fcfg)
         feats = {k: (v - model.normalization[k]["mean"]) / max(model.normalization[k]["std"], MIN_STD) for k, v in feats.items()}
-        streams = {name: torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], 1), dtype=np.float32))
-                   for name, chans in (("src", s.src), ("doa", s.doa), ("dist", s.dist))}
+        def stack(chans: list[str]) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], 1), dtype=np.float32))
+
+        doa, dist = stack(s.doa), stack(s.dist)
+        srcs = [stack(v) for v in views]
         parts = []
         with torch.no_grad():
             for i in range(0, n_windows, 8):
-                parts.append(model.task.predict(*(streams[k][i : i + 8] for k in ("src", "doa", "dist"))).float())
+                sl = slice(i, i + 8)
+                parts.append(torch.stack([model.task.predict(x[sl], doa[sl], dist[sl]).float() for x in srcs]).mean(0))
         outs.append(torch.cat(parts).reshape(n_windows * LABEL_FRAMES, -1)[:label_frames].numpy())
     return outs
 
