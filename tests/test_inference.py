@@ -382,3 +382,17 @@ def test_training_validation_equals_infer_then_evaluate(finetuned, sim, tmp_path
     assert record["val_F"] == scores.F
     assert record["val_DOAE"] == pytest.approx(scores.DOAE, abs=1e-9, nan_ok=True)
     assert record["val_RDE"] == pytest.approx(scores.RDE, abs=1e-9, nan_ok=True)
+
+
+def test_mean_lr_source_views_are_averaged_in_the_batched_path(finetuned, clips):
+    """``streams.src_eval: mean_lr``: the output is the mean of the L-only and R-only outputs, across files."""
+    recs = [("a", clips[0]), ("b", np.concatenate(clips[1:], axis=1)[:, : int(6.5 * SAMPLE_RATE)])]
+
+    def run(view: str) -> list[np.ndarray]:
+        m = dataclasses.replace(finetuned, streams=dataclasses.replace(finetuned.streams, src_eval=view))
+        return [out for _, out in predict_recordings(m, recs, InferenceOptions(batch_size=2))]
+
+    left, right, both = run("l"), run("r"), run("mean_lr")
+    for lo, ro, bo in zip(left, right, both):
+        assert np.abs(lo - ro).max() > 1e-4  # the two views differ (by far more than the tolerance below)
+        np.testing.assert_allclose(bo, (lo + ro) / 2, atol=1e-6, rtol=0)
