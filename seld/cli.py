@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from seld import __version__
 from seld.commands import COMMANDS
 from seld.errors import SeldError
+from seld.train.stopping import EXIT_INTERRUPTED, TrainingPreempted
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     except SeldError as exc:
         print(f"seld {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except TrainingPreempted as exc:  # last.pt saved; the sbatch scripts requeue on this status
+        _say_once(f"seld {args.command}: {exc} (exit {exc.exit_code}: requeue)")
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line instead of a traceback
+        _say_once(f"seld {args.command}: {str(exc) or 'interrupted'}")
+        return EXIT_INTERRUPTED
+
+
+def _say_once(line: str) -> None:
+    """Print ``line`` to stderr on the first process of a ``torchrun`` job only."""
+    if os.environ.get("RANK", "0") == "0":
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -118,8 +118,10 @@ def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer
     seed_everything(cfg.train.seed)  # the initial weights follow train.seed (torch seeds itself randomly)
     task = build_task(cfg, data_record(cfg.data))
     trainer = Trainer(task, train_set, cfg.train, val_set, make_validator(cfg.metrics), resolved_config=cfg)
-    trainer.fit()
-    trainer.close()
+    try:
+        trainer.fit()
+    finally:
+        trainer.close()
     return trainer
 
 
