@@ -194,7 +194,7 @@ def test_plain_process_signal_exit_code_and_bitwise_resume(tmp_path):
 
 def test_ddp_ranks_agree_on_the_stop_step_and_resume_bitwise(tmp_path):
     """Only rank 1 gets SIGUSR1; both ranks stop after the same step, and the resumed DDP run ends
-    with the weights of an uninterrupted DDP run."""
+    with the weights of an uninterrupted DDP run (the toy task has dropout: per-rank RNG matters)."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     full = _worker(tmp_path / "full", 2, 2, launcher=torchrun)
     assert full.returncode == 0, full.stderr
