@@ -171,6 +171,20 @@ def test_cli_turns_stops_into_one_line_and_exit_codes(monkeypatch, capsys):
     assert capsys.readouterr().err.strip().splitlines() == ["seld pretrain: interrupted"]
 
 
+def test_preemption_signal_before_training_exits_with_the_requeue_status(monkeypatch, capsys):
+    import seld.commands.finetune as finetune
+
+    def loading(args):  # e.g. still reading the features when SLURM's warning arrives
+        signal.raise_signal(signal.SIGUSR1)
+        raise AssertionError("not reached")
+
+    before = signal.getsignal(signal.SIGUSR1)
+    monkeypatch.setattr(finetune, "run", loading)
+    assert cli.main(["finetune"]) == EXIT_REQUEUE
+    assert "stopped by SIGUSR1 outside training" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGUSR1) is before  # main() puts the handlers back
+
+
 def _worker(*args: object, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
     cmd = (launcher or [sys.executable]) + [str(WORKER)] + [str(a) for a in args]
     return subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
