@@ -218,8 +218,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": capture_rng_state(),
-            "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                         "elapsed_seconds": self._elapsed()},
+            "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step},
+            "elapsed_seconds": self._elapsed(),  # time in fit() over all resumes, for train.max_minutes
             "best": dict(self.best),
             "history": list(self.history),
             "task": self.task.checkpoint_extras(),
@@ -247,7 +247,7 @@ class Trainer:
         restore_rng_state(ckpt["rng"])
         prog = ckpt["progress"]
         self.epoch, self.step_in_epoch, self.global_step = prog["epoch"], prog["step_in_epoch"], prog["global_step"]
-        self._saved_step, self._elapsed_before = self.global_step, float(prog.get("elapsed_seconds", 0.0))
+        self._saved_step, self._elapsed_before = self.global_step, float(ckpt.get("elapsed_seconds", 0.0))
         self.best = dict(ckpt.get("best", self.best))
         self.history = list(ckpt.get("history", []))
         if self.dist.is_main:

@@ -127,8 +127,8 @@ def test_max_minutes_stops_after_the_crossing_step_and_a_larger_limit_continues(
     history = tr.fit()  # returns normally
     assert tr.stop_reason == StopReason.TIME_LIMIT and tr.global_step == 5
     assert len(history) == 1 and (tmp_path / "checkpoints" / "best_loss.pt").is_file()
-    prog = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["progress"]
-    assert prog["global_step"] == 5 and prog["elapsed_seconds"] == pytest.approx(200.0)
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert ckpt["progress"]["global_step"] == 5 and ckpt["elapsed_seconds"] == pytest.approx(200.0)
     same = _trainer(tmp_path, tick, max_minutes=3.0)  # the budget is spent: no step
     same.fit()
     assert same.global_step == 5 and same.stop_reason == StopReason.TIME_LIMIT
@@ -221,3 +221,26 @@ def test_ddp_ranks_agree_on_the_stop_step_and_resume_bitwise(tmp_path):
     again = _worker(tmp_path / "cut", 2, 2, launcher=torchrun)
     assert again.returncode == 0, again.stderr
     _assert_same(_weights(tmp_path / "cut"), _weights(tmp_path / "full"))
+
+
+def test_ctrl_c_on_seld_pretrain_is_one_line_exit_130_and_saves_last(sim, tmp_path):
+    """The real command on the tiny simulated set: Ctrl-C mid-run gives one line, not a traceback."""
+    from tests.train.test_slurm import TINY_TOKENIZER
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "seld.cli", "pretrain", "--config", "configs/quickstart/pretrain.yml",
+           f"data.features_dir={sim.features}", f"train.out_dir={out}", "train.epochs=4", "train.batch_size=1",
+           "train.progress=false", "train.tensorboard=false", *TINY_TOKENIZER]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(ENV, HF_HUB_OFFLINE="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait for the first epoch, then press "Ctrl-C"
+        if line.startswith("epoch 1/4"):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.startswith("seld pretrain:")]
+    assert len(lines) == 1 and "run the same command again to resume" in lines[0], err
+    assert "Traceback" not in err
+    step = load_checkpoint(out / "checkpoints" / "last.pt")["progress"]["global_step"]
+    assert f"is at step {step}" in lines[0] and 12 <= step < 48
