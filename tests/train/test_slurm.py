@@ -58,13 +58,9 @@ def _job_env(slurm: dict[str, str]) -> dict[str, str]:
     return dict(slurm, PYTHON=sys.executable, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
 
 
-def _sbatch(slurm: dict[str, str], script: str, log: Path, args: list[str], wait: bool = True, name: str = "test"):
-    cmd = ["sbatch", "--parsable", *LOCAL_RESOURCES, f"--output={log}", f"--job-name=textseld-{name}", "--wait",
-           script, *args]
-    if wait:
-        return subprocess.run(cmd, cwd=ROOT, env=_job_env(slurm), capture_output=True, text=True, timeout=900)
-    return subprocess.Popen(cmd, cwd=ROOT, env=_job_env(slurm), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def _sbatch_wait(slurm: dict[str, str], script: str, log: Path, args: list[str]) -> subprocess.CompletedProcess:
+    cmd = ["sbatch", "--parsable", "--wait", *LOCAL_RESOURCES, f"--output={log}", script, *args]
+    return subprocess.run(cmd, cwd=ROOT, env=_job_env(slurm), capture_output=True, text=True, timeout=900)
 
 
 def _job(slurm: dict[str, str], job_id: str) -> dict[str, str]:
@@ -80,7 +76,7 @@ def _pretrain_args(sim: SimSet, out: Path, *extra: str) -> list[str]:
 def test_sbatch_pretrain_and_finetune_complete_with_checkpoints(slurm, sim, tmp_path):
     from seld.models.text_encoders import minilm_path
 
-    pre = _sbatch(slurm, "pretrain_sbatch.sh", tmp_path / "pre.log", _pretrain_args(sim, tmp_path / "pre", "train.epochs=1"))
+    pre = _sbatch_wait(slurm, "pretrain_sbatch.sh", tmp_path / "pre.log", _pretrain_args(sim, tmp_path / "pre", "train.epochs=1"))
     log = (tmp_path / "pre.log").read_text()
     assert pre.returncode == 0, pre.stderr + log
     job = _job(slurm, pre.stdout.strip().split(";")[0])
@@ -89,7 +85,7 @@ def test_sbatch_pretrain_and_finetune_complete_with_checkpoints(slurm, sim, tmp_
     ckpt = tmp_path / "pre" / "checkpoints" / "last.pt"
     assert load_checkpoint(ckpt)["progress"]["epoch"] == 1
 
-    ft = _sbatch(slurm, "finetune_sbatch.sh", tmp_path / "ft.log", [
+    ft = _sbatch_wait(slurm, "finetune_sbatch.sh", tmp_path / "ft.log", [
         "configs/quickstart/finetune.yml", f"data.features_dir={sim.features}", f"train.out_dir={tmp_path / 'ft'}",
         f"model.pretrained={ckpt}", f"model.text_encoder.tokenizer={minilm_path()}", TINY_TEXT_ENCODER,
         "train.epochs=1", "train.progress=false", "train.tensorboard=false",
@@ -110,31 +106,32 @@ def test_scancel_usr1_requeues_and_the_job_resumes_bit_exactly(slurm, sim, tmp_p
     assert ref.returncode == 0, ref.stderr
 
     log = tmp_path / "job.log"
-    name = f"requeue-{os.getpid()}-{time.time_ns()}"
-    proc = _sbatch(slurm, "pretrain_sbatch.sh", log, _pretrain_args(sim, tmp_path / "run", *extra), wait=False, name=name)
-    job_id = None
+    # no --wait here: sbatch --wait may return when it sees the job between its runs
+    sub = subprocess.run(["sbatch", "--parsable", *LOCAL_RESOURCES, f"--output={log}", "pretrain_sbatch.sh",
+                          *_pretrain_args(sim, tmp_path / "run", *extra)],
+                         cwd=ROOT, env=_job_env(slurm), capture_output=True, text=True, timeout=60)
+    assert sub.returncode == 0, sub.stderr
+    job_id = sub.stdout.strip().split(";")[0]
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
-        text = log.read_text() if log.is_file() else ""
-        if job_id is None:
-            ids = subprocess.run(["squeue", "-h", "-n", f"textseld-{name}", "-o", "%i"], env=slurm,
-                                 capture_output=True, text=True).stdout.split()
-            job_id = ids[0] if ids else None
-        if job_id and "epoch 1/3" in text:
+    while time.monotonic() < deadline and _job(slurm, job_id).get("JobState") in ("PENDING", "RUNNING"):
+        if log.is_file() and "epoch 1/3" in log.read_text():
             break
         time.sleep(0.2)
-    assert job_id and "epoch 1/3" in log.read_text(), log.read_text()
+    assert "epoch 1/3" in log.read_text(), (_job(slurm, job_id), log.read_text())
     subprocess.run(["scancel", "--signal=USR1", job_id], env=slurm, check=True)
-    # a requeued job waits (BeginTime) before it may start again; let it go at once
-    while time.monotonic() < deadline and proc.poll() is None:
+    released = False
+    while time.monotonic() < deadline:
         job = _job(slurm, job_id)
-        if job.get("JobState") == "PENDING" and job.get("Restarts") == "1":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)
+        if job.get("Restarts") == "1" and job.get("JobState") not in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED"):
+            break  # the second run ended
+        if job.get("Restarts") not in (None, "0", "1") or job.get("JobState") in ("FAILED", "CANCELLED", "TIMEOUT"):
             break
+        if not released and job.get("JobState") == "PENDING" and job.get("Restarts") == "1":
+            # a requeued job waits for its begin time (minutes); let it go at once
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)
+            released = True
         time.sleep(0.2)
-    _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
     text = log.read_text()
-    assert proc.returncode == 0, err + text
     job = _job(slurm, job_id)
     assert job["JobState"] == "COMPLETED" and job["Restarts"] == "1", (job, text)
     stop = re.search(r"stopped by SIGUSR1 at epoch (\d)/3, step (\d+)/12 \(global step (\d+)\)", text)
