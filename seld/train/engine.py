@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from seld.config import save_config, to_dict
+from seld.data.dataset import source_view_batches
 from seld.errors import ConfigError
 from seld.train.checkpoint import capture_rng_state, load_checkpoint, load_model_state, restore_rng_state, save_checkpoint
 from seld.train.checkpoint import remove_stale_temp_files
@@ -604,8 +605,10 @@ class Trainer:
         total, count = 0.0, 0
         for batch in loader:
             batch = self._to_device(batch)
-            with self._autocast():
-                out = self.task.step(batch)
+            with self._autocast():  # several source views (streams.src_eval: mean_lr): mean prediction and loss
+                outs = [self.task.step(view) for view in source_view_batches(batch)]
+            out = outs[0] if len(outs) == 1 else StepOutput(
+                loss=torch.stack([o.loss for o in outs]).mean(), output=torch.stack([o.output for o in outs]).mean(0), logs={})
             total += float(out.loss) * len(batch["clip_id"])
             count += len(batch["clip_id"])
             for cid, o, t in zip(batch["clip_id"], out.output.float().cpu().numpy(), batch["target"].cpu().numpy()):

@@ -302,7 +302,7 @@ class FinetuneTask(SeldTask):
         templates = self._choose_templates(target.shape[0])
         out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates)
         target_np = target.detach().cpu().numpy()
-        sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl)]
+        sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl, self.text_encoder.tokenizer.fits)]
         gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
         embed = mae_alignment_loss(pooled.float(), gt.float())
         adpit = adpit_loss(out.float(), target)
