@@ -126,10 +126,12 @@ def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer
     validator = make_validator(cfg.metrics)
     trainer = Trainer(task, train_set, cfg.train, val_set, validator, resolved_config=cfg,
                       runtime_keys=STAGE_RUNTIME_KEYS)
-    trainer.fit()
-    if test_set is not None and trainer.finished:
-        score_test_splits(trainer, test_set, cfg.data.test_splits, validator)
-    trainer.close()
+    try:
+        trainer.fit()
+        if test_set is not None and trainer.finished:
+            score_test_splits(trainer, test_set, cfg.data.test_splits, validator)
+    finally:
+        trainer.close()
     return trainer
 
 
