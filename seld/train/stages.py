@@ -128,10 +128,12 @@ def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer
     validator = make_validator(cfg.metrics)
     trainer = Trainer(task, train_set, cfg.train, val_set, validator, resolved_config=cfg,
                       runtime_keys=STAGE_RUNTIME_KEYS)
-    trainer.fit()
-    if test_set is not None and trainer.finished:
-        score_test_splits(trainer, test_set, cfg.data.test_splits, validator)
-    trainer.close()
+    try:
+        trainer.fit()
+        if test_set is not None and trainer.finished:
+            score_test_splits(trainer, test_set, cfg.data.test_splits, validator)
+    finally:
+        trainer.close()
     return trainer
 
 
@@ -329,7 +331,7 @@ class FinetuneTask(SeldTask):
             self.warmup_steps_done += 1
         out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates, detach_tokens=warming)
         target_np = target.detach().cpu().numpy()
-        sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl)]
+        sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl, self.text_encoder.tokenizer.fits)]
         gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
         embed = mae_alignment_loss(pooled.float(), gt.float())
         adpit = adpit_loss(out.float(), target)
@@ -523,7 +525,12 @@ class LoadedModel:
         out = {}
         for name, x in feats.items():
             s = self.normalization.get(name)
-            out[name] = x if s is None else (x - s["mean"]) / max(s["std"], MIN_STD)  # as SeldDataset
+            if s is None:
+                out[name] = x
+                continue
+            # float32 mean and reciprocal std, exactly as SeldDataset computes them: bit-identical inputs
+            mean, scale = np.float32(s["mean"]), np.float32(1.0 / max(s["std"], MIN_STD))
+            out[name] = (x - mean) * scale
         return out
 
 
