@@ -53,10 +53,15 @@ def test_two_launchers_nnodes_2_match_one_process_on_the_global_batch(tmp_path):
     script = ROOT / "tests" / "train" / "ddp_worker.py"
     single = tmp_path / "single"
     _ddp_worker_in_process(single, 8)
-    port = _free_port()
+    # The rendezvous store lives in this process, not in one of the launchers: a launcher that hosts
+    # it exits when its own worker ends, and the other launcher's next keep-alive then fails (a race
+    # that a loaded machine hits). Both launchers join as clients (is_host=false).
+    store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-                "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=twonodes"]
+                "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{store.port}", "--rdzv_id=twonodes",
+                "--rdzv_conf=is_host=false"]
     runs = _both([launcher + [str(script), str(tmp_path / "multi"), "4"]] * 2, ENV)
+    del store
     for r in runs:
         assert r.returncode == 0, r.stderr
     a = torch.load(single / "checkpoints" / "last.pt", weights_only=True)["model"]
