@@ -1,67 +1,204 @@
-"""Direct / reverberant split of the mid signal by WPE dereverberation (nara_wpe).
+"""WPE dereverberation of the mid signal, batched over clips and frequency bins in torch.
 
-``direct = iSTFT(WPE(STFT(w)))`` with nara_wpe's STFT-domain ``wpe`` (``nara_wpe.wpe.wpe``,
-which takes ``(..., channels D, frames T)`` per frequency and estimates its statistics over the
-whole clip), and ``reverberant = w - direct`` in the time domain. The STFT used here (Hann,
-centred, ``cfg.n_fft`` / ``cfg.hop_length``) is independent of the feature STFT.
+The algorithm is nara_wpe's offline ``wpe`` (``nara_wpe.wpe.wpe_v7``) for one channel, with the
+statistics of each clip estimated over the whole clip. Per clip, for every frequency bin with
+STFT ``y[t]`` (T frames), prediction delay ``d`` and ``K`` taps, each iteration does
 
-WPE runs hundreds of small matrix products per clip; a multi-threaded BLAS spends more time
-synchronising than computing on them (measured 3-10x slower on 2 cores), so the BLAS is held
-to one thread while WPE runs (threadpoolctl) and parallelism comes from the extraction workers.
+1. ``lam[t] = 1 / max(|x[t]|^2, eps)`` with ``eps = 1e-10 * max over (bins, frames) |x|^2`` of the
+   clip (``x = y`` in the first iteration; all ones for a silent clip);
+2. ``R = sum_t lam[t] ytil[t] ytil[t]^H`` (K x K) and ``P = sum_t lam[t] ytil[t] conj(y[t])`` with
+   ``ytil[t] = (y[t-d], ..., y[t-d-K+1])`` (zeros before the clip);
+3. ``G = R^-1 P`` and ``x[t] = y[t] - G^H ytil[t]``.
+
+The arithmetic that makes it fast (all bins of all clips of a chunk at once, no Python loop over
+bins): ``R`` is Hermitian and ``R[k, k+m] = sum_s lam[s+d+k] z_m[s]`` with the lag products
+``z_m[s] = y[s] conj(y[s-m])``, which do not change between iterations. So each iteration is one
+real (Hankel of ``lam``) x complex (fixed lag products) batched matmul for the upper triangle of
+``R`` (computed in row blocks so that only about 5/8 of the square is formed), a gather for the
+lower triangle, ``P`` as a matrix-vector product with the same lag products, a batched Cholesky
+solve (LU, then a pseudo-inverse, where Cholesky fails: nara_wpe falls back from ``solve`` to
+``lstsq``) and the prediction ``G^H ytil`` as an FFT convolution.
+
+Cost per clip (513 bins, T = 251, K = 60, 5 iterations): forming ``R`` is
+``5 * 513 * 60 * 251 * 120 * 2 * 5/8`` ~ 5.8 GFLOP (real multiply-adds counted as 2 FLOP); the
+solves ~0.5 GFLOP; everything else is memory traffic (the lag products are ``513 * 251 * 65``
+complex numbers, 134 MB per clip in complex128, which bounds the clips per chunk).
+
+``nara_wpe`` stays the reference (:func:`wpe_reference`), used by the tests and
+``scripts/bench/bench_wpe.py``.
 """
 from __future__ import annotations
+
 
 import numpy as np
 import torch
 
-from seld.features.config import WpeConfig
-from seld.features.stft import istft, stft
+from seld.features.params import WpeConfig
+
+EPS_SCALE = 1e-10
+"""nara_wpe's power floor relative to the clip's largest power (``_stable_positive_inverse``)."""
+
+CHUNK_BYTES = 512 * 2**20
+"""Soft memory budget of one chunk's lag products; clips are processed in chunks that fit it."""
+
+ROWS = 256
+"""(clip, bin) rows whose normal equations are formed and solved together: bounds the
+temporaries of an iteration to a few MB so they are reused from the heap and stay in cache."""
 
 
-def _single_threaded_blas():  # -> context manager
+def _fast_fft_size(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (sizes pocketfft/cuFFT handle fastest)."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _window_mean(power: torch.Tensor, context: int) -> torch.Tensor:
+    """Mean of ``power (..., T)`` over ``t - context .. t + context`` (edges: over what exists)."""
+    if context == 0:
+        return power
+    width = 2 * context + 1
+    flat = power.reshape(-1, 1, power.shape[-1])
+    ones = torch.ones(1, 1, width, dtype=power.dtype, device=power.device)
+    total = torch.nn.functional.conv1d(torch.nn.functional.pad(flat, (context, context)), ones)
+    count = torch.nn.functional.conv1d(
+        torch.nn.functional.pad(torch.ones_like(flat[:1]), (context, context)), ones
+    )
+    return (total / count).reshape(power.shape)
+
+
+def _inverse_power(x: torch.Tensor, psd_context: int) -> torch.Tensor:
+    """``1 / max(|x|^2, eps)`` per clip of ``x (b, F, T)``, eps relative to the clip's maximum."""
+    power = _window_mean(x.real**2 + x.imag**2, psd_context)
+    peak = power.amax(dim=(1, 2), keepdim=True)
+    eps = EPS_SCALE * peak
+    inverse = 1.0 / torch.maximum(power, eps)
+    return torch.where(peak > 0, inverse, torch.ones_like(inverse))  # silent clip: nara_wpe uses 1
+
+
+def _solve_hermitian(lower: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``r^-1 p`` for Hermitian ``r (N, K, K)`` given by its lower triangle ``lower`` (the rest is
+    ignored), ``p (N, K, 1)``: Cholesky, else LU, else the pseudo-inverse."""
+    chol, info = torch.linalg.cholesky_ex(lower)
+    g = torch.cholesky_solve(p, chol)
+    bad = info != 0
+    if bool(bad.any()):
+        idx = bad.nonzero().squeeze(1)
+        tri = lower[idx].tril()
+        r = tri + tri.mH - torch.diag_embed(tri.diagonal(dim1=-2, dim2=-1))
+        idx_local = torch.arange(idx.numel(), device=idx.device)
+        g_lu, info_lu = torch.linalg.solve_ex(r, p[idx])
+        still = info_lu != 0
+        if bool(still.any()):
+            j = idx_local[still]
+            # numpy's lstsq default cutoff (nara_wpe's fallback for singular matrices)
+            rtol = torch.finfo(r.real.dtype).eps * r.shape[-1]
+            g_lu[j] = torch.linalg.pinv(r[j], rtol=rtol, hermitian=True) @ p[idx[j]]
+        g[idx] = g_lu
+    return g
+
+
+def _wpe_chunk(y: torch.Tensor, cfg: WpeConfig) -> torch.Tensor:
+    """WPE of ``y (b, F, T)`` complex (already in the working dtype) -> ``(b, F, T)``."""
+    b, nf, t = y.shape
+    k, d = cfg.taps, cfg.delay
+    lags = d + k
+    n = b * nf
+    yr = y.reshape(n, t)
+    rows = max(1, min(n, ROWS))
+    # Lag products y[s] conj(y[s - m]) for m = 0 .. d+K-1, fixed across iterations, stored as a
+    # real view [re, im] with the lags in DESCENDING order (column j holds lag d+K-1-j: unfold's
+    # natural order, which saves flipping the big table; the small results are flipped instead).
+    zr = torch.empty(n, t, 2 * lags, dtype=yr.real.dtype, device=y.device)
+    for i in range(0, n, rows):
+        yi = yr[i : i + rows]
+        past = torch.nn.functional.pad(yi, (lags - 1, 0)).unfold(-1, lags, 1)  # [s, j] = y[s - (lags-1-j)]
+        zr[i : i + rows] = torch.view_as_real(yi.unsqueeze(-1) * past.conj()).reshape(-1, t, 2 * lags)
+    # FFT of the observation for the prediction (linear convolution: no wrap-around).
+    nfft = _fast_fft_size(t + lags - 1)
+    y_f = torch.fft.fft(yr, n=nfft)
+    # Upper triangle of R as a strided view of a zero-padded lag table: u[k, l] = rlag[k, l - k].
+    table = torch.zeros(rows, k, 2 * k, dtype=y.dtype, device=y.device)
+    x = yr.clone()
+    for _ in range(cfg.iterations):
+        lam_all = _inverse_power(x.reshape(b, nf, t), cfg.psd_context).reshape(n, t)
+        if cfg.statistics_mode == "valid":
+            lam_all[:, : d + k - 1] = 0.0
+        for i in range(0, n, rows):
+            lam = lam_all[i : i + rows]
+            r = lam.shape[0]
+            # Row 0: lam itself (for P); rows 1..K: the Hankel h[k', s] = lam[s + d + k'] (zero past
+            # the clip end) for R. One matmul with the lag products gives both.
+            weights = torch.nn.functional.pad(lam, (0, lags)).unfold(-1, t, 1)
+            hl = torch.cat([lam.unsqueeze(1), weights[:, d : d + k]], dim=1)  # (r, K+1, T)
+            prod = torch.view_as_complex(torch.matmul(hl, zr[i : i + r]).reshape(r, k + 1, lags, 2))
+            # R lags K-1 .. 0 are columns d .. d+K-1: prod[1 + k', d + K-1-m] = R[k', k'+m]
+            tab = table[:r]
+            tab[:, :, :k] = prod[:, 1:, d:].flip(-1)
+            upper = tab.as_strided((r, k, k), (k * 2 * k, 2 * k - 1, 1), tab.storage_offset())
+            # P lags d+K-1 .. d are columns 0 .. K-1: p[k'] = sum_t lam[t] conj(z[t, d+k'])
+            p = prod[:, 0, :k].flip(-1).conj().unsqueeze(-1)
+            # the lower triangle of R (= upper^H), column-major as LAPACK wants it
+            g = _solve_hermitian(upper.conj().contiguous().mT, p).squeeze(-1)  # (r, K)
+            taps_f = torch.zeros(r, nfft, dtype=y.dtype, device=y.device)
+            taps_f[:, d : d + k] = g.conj()
+            pred = torch.fft.ifft(y_f[i : i + r] * torch.fft.fft(taps_f), n=nfft)[:, :t]
+            x[i : i + r] = yr[i : i + r] - pred
+    return x.reshape(b, nf, t)
+
+
+def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex128) -> torch.Tensor:
+    """WPE-dereverberated STFT of single-channel clips: complex ``(B, F, T)`` -> ``(B, F, T)``.
+
+    Works on any device; computes in ``dtype`` and returns that dtype. complex128 is the only
+    accurate choice: complex64 is there to measure that (``scripts/bench/bench_wpe.py``). Each
+    clip has its own statistics, so a clip's result does not depend on the rest of the batch.
+    """
+    if spec.ndim != 3 or not spec.is_complex():
+        raise ValueError(f"WPE input must be complex (clips, freq, frames), got {spec.dtype} {tuple(spec.shape)}")
+    y = spec.to(dtype)
+    b, nf, t = y.shape
+    per_clip = nf * t * (cfg.taps + cfg.delay) * y.element_size()
+    step = max(1, CHUNK_BYTES // max(per_clip, 1))
+    if step >= b:
+        return _wpe_chunk(y, cfg)
+    return torch.cat([_wpe_chunk(y[i : i + step], cfg) for i in range(0, b, step)])
+
+
+def wpe_reference(spec: np.ndarray, cfg: WpeConfig) -> np.ndarray:
+    """nara_wpe's ``wpe`` (complex128) on one clip ``(F, T)`` -> ``(F, T)``: the reference.
+
+    nara_wpe runs many small matrix products; its BLAS is held to one thread (a multi-threaded
+    BLAS spends more time synchronising than computing on them).
+    """
+    from nara_wpe.wpe import wpe as nara_wpe
+
     try:
         from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(limits=1, user_api="blas")
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn (librosa)
         import contextlib
 
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def wpe_stft(spec: np.ndarray, cfg: WpeConfig) -> np.ndarray:
-    """WPE-dereverberated STFT of one clip: complex ``(F, D, T)`` -> ``(F, D, T)`` complex128."""
-    from nara_wpe.wpe import wpe
-
-    if spec.ndim != 3:
-        raise ValueError(f"WPE input must be (freq, channels, frames), got shape {spec.shape}")
-    # complex64 makes nara_wpe's normal equations numerically unstable: always use complex128.
-    with _single_threaded_blas():
-        return wpe(
-            np.ascontiguousarray(spec, dtype=np.complex128),
+        limit = contextlib.nullcontext()
+    if spec.ndim != 2:
+        raise ValueError(f"reference WPE input must be (freq, frames), got shape {spec.shape}")
+    with limit:
+        out = nara_wpe(
+            np.ascontiguousarray(spec, dtype=np.complex128)[:, None, :],
             taps=cfg.taps,
             delay=cfg.delay,
             iterations=cfg.iterations,
             psd_context=cfg.psd_context,
             statistics_mode=cfg.statistics_mode,
         )
-
-
-def direct_and_reverberant(w: torch.Tensor, cfg: WpeConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split mono ``w (B, n)`` into ``(direct, reverberant)``, each ``(B, n)``, with ``w = d + r``.
-
-    Each clip is dereverberated on its own (WPE statistics are per clip); parallelism comes from
-    the extraction workers.
-    """
-    if w.ndim != 2:
-        raise ValueError(f"expected mono audio (batch, samples), got shape {tuple(w.shape)}")
-    n = w.shape[-1]
-    spec = stft(w.to(torch.float64), cfg.n_fft, cfg.hop_length)  # (B, F, T)
-    spec_np = spec.numpy()
-    out = np.empty_like(spec_np, dtype=np.complex128)
-    for b in range(spec_np.shape[0]):
-        if not np.any(spec_np[b]):
-            out[b] = 0.0  # a silent clip has no direct path (WPE would divide by zero power)
-            continue
-        out[b] = wpe_stft(spec_np[b][:, None, :], cfg)[:, 0, :]
-    direct = istft(torch.from_numpy(out), cfg.n_fft, cfg.hop_length, length=n)
-    return direct, w.to(direct.dtype) - direct
+    return out[:, 0, :]

@@ -28,7 +28,7 @@ def make_cfg(tmp_path: Path, workers: int = 1, channels: list[str] | None = None
         train_splits=[SPLIT],
         channels=channels or FAST,
         workers=workers,
-        clips_per_task=2,
+        batch_size=2,
     )
     cfg.wpe.iterations = 1
     return cfg
