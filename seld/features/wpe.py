@@ -11,24 +11,28 @@ STFT ``y[t]`` (T frames), prediction delay ``d`` and ``K`` taps, each iteration 
 3. ``G = R^-1 P`` and ``x[t] = y[t] - G^H ytil[t]``.
 
 The arithmetic that makes it fast (all bins of all clips of a chunk at once, no Python loop over
-bins): ``R`` is Hermitian and ``R[k, k+m] = sum_s lam[s+d+k] z_m[s]`` with the lag products
-``z_m[s] = y[s] conj(y[s-m])``, which do not change between iterations. So each iteration is one
-real (Hankel of ``lam``) x complex (fixed lag products) batched matmul for the upper triangle of
-``R`` (computed in row blocks so that only about 5/8 of the square is formed), a gather for the
-lower triangle, ``P`` as a matrix-vector product with the same lag products, a batched Cholesky
-solve (LU, then a pseudo-inverse, where Cholesky fails: nara_wpe falls back from ``solve`` to
-``lstsq``) and the prediction ``G^H ytil`` as an FFT convolution.
+bins or taps): ``R`` is Hermitian with ``R[k, k+m] = sum_s lam[s+d+k] z_m[s]``, where the lag
+products ``z_m[s] = y[s] conj(y[s-m])`` (m = 0 .. d+K-1) do not change between iterations and
+``lam[s+d+k]`` is a Hankel matrix of the weights. So each iteration is ONE real x complex batched
+matmul ``[lam; Hankel(lam)] (K+1, T) @ z (T, d+K)`` per (clip, bin) that gives the upper triangle
+of ``R`` (as lags) and ``P`` together; a gather lays the lower triangle out column-major for a
+batched Cholesky solve (LU, then a pseudo-inverse where Cholesky fails, as nara_wpe falls back
+from ``solve`` to ``lstsq``); the prediction ``G^H ytil`` is an FFT convolution.
 
-Cost per clip (513 bins, T = 251, K = 60, 5 iterations): forming ``R`` is
-``5 * 513 * 60 * 251 * 120 * 2 * 5/8`` ~ 5.8 GFLOP (real multiply-adds counted as 2 FLOP); the
-solves ~0.5 GFLOP; everything else is memory traffic (the lag products are ``513 * 251 * 65``
-complex numbers, 134 MB per clip in complex128, which bounds the clips per chunk).
+Cost per clip (F = 513 bins, T = 251 frames, K = 60, d = 5, 5 iterations), real multiply-add =
+2 FLOP: the matmul is ``5 * 513 * 61 * 251 * 130 * 2`` = 10.2 GFLOP, of which the needed
+triangle is 46 % (4.7 GFLOP: the arithmetic floor of this formulation; the direct complex
+``ytil Lambda ytil^H`` of nara_wpe is 18.5 GFLOP, or 9.3 using its Hermitian symmetry); the
+Cholesky factorisations ``5 * 513 * 4 * 60^3 / 3`` = 0.15 GFLOP but at LAPACK's small-matrix
+speed; the rest is memory traffic (the lag products are ``513 * 251 * 65`` complex numbers,
+134 MB per clip in complex128, which bounds the clips per chunk).
 
 ``nara_wpe`` stays the reference (:func:`wpe_reference`), used by the tests and
 ``scripts/bench/bench_wpe.py``.
 """
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import torch
@@ -107,6 +111,17 @@ def _solve_hermitian(lower: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return g
 
 
+@functools.lru_cache(maxsize=8)
+def _lower_gather(k: int, d: int, device: str) -> torch.Tensor:
+    """Flat index into ``prod (K+1, d+K)`` giving ``s[l, k'] = prod[1+l, d+K-1+l-k']``: the lower
+    triangle of R (k' >= l) stored column-major; entries above the diagonal are never read."""
+    lags = d + k
+    col = torch.arange(k).view(1, -1)  # k' (row of R)
+    row = torch.arange(k).view(-1, 1)  # l (column of R)
+    lag = (col - row).clamp(min=0)
+    return ((1 + row) * lags + (d + k - 1 - lag)).reshape(-1).to(device)
+
+
 def _wpe_chunk(y: torch.Tensor, cfg: WpeConfig) -> torch.Tensor:
     """WPE of ``y (b, F, T)`` complex (already in the working dtype) -> ``(b, F, T)``."""
     b, nf, t = y.shape
@@ -115,44 +130,43 @@ def _wpe_chunk(y: torch.Tensor, cfg: WpeConfig) -> torch.Tensor:
     n = b * nf
     yr = y.reshape(n, t)
     rows = max(1, min(n, ROWS))
-    # Lag products y[s] conj(y[s - m]) for m = 0 .. d+K-1, fixed across iterations, stored as a
-    # real view [re, im] with the lags in DESCENDING order (column j holds lag d+K-1-j: unfold's
-    # natural order, which saves flipping the big table; the small results are flipped instead).
-    zr = torch.empty(n, t, 2 * lags, dtype=yr.real.dtype, device=y.device)
+    # Conjugated lag products conj(y[s]) y[s - m] for m = 0 .. d+K-1, fixed across iterations.
+    # Lags are in DESCENDING order (column j holds lag d+K-1-j: unfold's natural order, which
+    # saves flipping this big table; the small results are indexed accordingly).
+    zc = torch.empty(n, t, lags, dtype=y.dtype, device=y.device)
     for i in range(0, n, rows):
         yi = yr[i : i + rows]
         past = torch.nn.functional.pad(yi, (lags - 1, 0)).unfold(-1, lags, 1)  # [s, j] = y[s - (lags-1-j)]
-        zr[i : i + rows] = torch.view_as_real(yi.unsqueeze(-1) * past.conj()).reshape(-1, t, 2 * lags)
+        torch.mul(yi.conj().unsqueeze(-1), past, out=zc[i : i + rows])
+    zr = torch.view_as_real(zc).reshape(n, t, 2 * lags)  # real view [re, im] per lag
     # FFT of the observation for the prediction (linear convolution: no wrap-around).
     nfft = _fast_fft_size(t + lags - 1)
     y_f = torch.fft.fft(yr, n=nfft)
-    # Upper triangle of R as a strided view of a zero-padded lag table: u[k, l] = rlag[k, l - k].
-    table = torch.zeros(rows, k, 2 * k, dtype=y.dtype, device=y.device)
+    index = _lower_gather(k, d, str(y.device))
+    weights = torch.empty(rows, k + 1, t, dtype=zr.dtype, device=y.device)
+    taps_f = torch.zeros(rows, nfft, dtype=y.dtype, device=y.device)
     x = yr.clone()
     for _ in range(cfg.iterations):
         lam_all = _inverse_power(x.reshape(b, nf, t), cfg.psd_context).reshape(n, t)
         if cfg.statistics_mode == "valid":
             lam_all[:, : d + k - 1] = 0.0
+        lam_pad = torch.nn.functional.pad(lam_all, (0, lags))
         for i in range(0, n, rows):
-            lam = lam_all[i : i + rows]
-            r = lam.shape[0]
-            # Row 0: lam itself (for P); rows 1..K: the Hankel h[k', s] = lam[s + d + k'] (zero past
-            # the clip end) for R. One matmul with the lag products gives both.
-            weights = torch.nn.functional.pad(lam, (0, lags)).unfold(-1, t, 1)
-            hl = torch.cat([lam.unsqueeze(1), weights[:, d : d + k]], dim=1)  # (r, K+1, T)
+            r = min(rows, n - i)
+            # Row 0: lam (for P); rows 1..K: the Hankel lam[s + d + k'] (zero past the clip end)
+            # for R. One real matmul with the lag products gives both (conjugated):
+            # prod[1 + k', d + K-1-m] = conj(R[k', k'+m]),  prod[0, K-1-k'] = P[k'].
+            hl = weights[:r]
+            hl[:, 0] = lam_all[i : i + r]
+            hl[:, 1:] = lam_pad[i : i + r].unfold(-1, t, 1)[:, d : d + k]
             prod = torch.view_as_complex(torch.matmul(hl, zr[i : i + r]).reshape(r, k + 1, lags, 2))
-            # R lags K-1 .. 0 are columns d .. d+K-1: prod[1 + k', d + K-1-m] = R[k', k'+m]
-            tab = table[:r]
-            tab[:, :, :k] = prod[:, 1:, d:].flip(-1)
-            upper = tab.as_strided((r, k, k), (k * 2 * k, 2 * k - 1, 1), tab.storage_offset())
-            # P lags d+K-1 .. d are columns 0 .. K-1: p[k'] = sum_t lam[t] conj(z[t, d+k'])
-            p = prod[:, 0, :k].flip(-1).conj().unsqueeze(-1)
-            # the lower triangle of R (= upper^H), column-major as LAPACK wants it
-            g = _solve_hermitian(upper.conj().contiguous().mT, p).squeeze(-1)  # (r, K)
-            taps_f = torch.zeros(r, nfft, dtype=y.dtype, device=y.device)
-            taps_f[:, d : d + k] = g.conj()
-            pred = torch.fft.ifft(y_f[i : i + r] * torch.fft.fft(taps_f), n=nfft)[:, :t]
-            x[i : i + r] = yr[i : i + r] - pred
+            p = prod[:, 0, :k].flip(-1).unsqueeze(-1)
+            lower = prod.reshape(r, -1)[:, index].reshape(r, k, k).mT  # column-major lower triangle
+            g = _solve_hermitian(lower, p).squeeze(-1)  # (r, K)
+            tf = taps_f[:r]
+            tf[:, d : d + k] = g.conj()
+            pred = torch.fft.ifft(y_f[i : i + r] * torch.fft.fft(tf), n=nfft)[:, :t]
+            torch.sub(yr[i : i + r], pred, out=x[i : i + r])
     return x.reshape(b, nf, t)
 
 
