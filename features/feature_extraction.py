@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from seld.commands._common import add_progress_argument, resolve_progress
 from seld.commands.features import run_features
 from seld.errors import SeldError
 
@@ -17,12 +18,15 @@ from seld.errors import SeldError
 def main(argv: list[str] | None = None, action: str = "all", description: str | None = None) -> int:
     """Parse ``--config`` and overrides, run ``action`` (all | extract | merge); the exit code."""
     parser = argparse.ArgumentParser(description=description or __doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(Path(__file__).with_name("config.yml")))
+    parser.add_argument(
+        "--config", default=str(Path(__file__).resolve().with_name("config.yml")),
+        help="feature config YAML (default: the config.yml next to this script)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    parser.add_argument("--no-progress", action="store_true")
+    add_progress_argument(parser)
     args = parser.parse_args(argv)
     try:
-        return run_features(args.config, action, args.overrides, progress=not args.no_progress)
+        return run_features(args.config, action, args.overrides, progress=resolve_progress(args.progress))
     except SeldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

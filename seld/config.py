@@ -9,11 +9,19 @@
 Schemas are ordinary dataclasses; supported field types are ``int``, ``float``, ``str``, ``bool``,
 ``Optional[T]``, ``list[T]``, ``tuple[T, ...]``, ``dict[str, T]``, ``Literal[...]`` and nested
 dataclasses. An ``int`` is accepted where a ``float`` is expected; a ``bool`` is never an ``int``.
+
+Numbers: YAML 1.1 (PyYAML) reads ``1e-6``, ``1E-6`` or ``3e-4`` (exponent without a dot) as a
+*string*, so a ``float`` field also accepts a string in any numeric spelling Python's ``float()``
+accepts (``1e-6``, ``.5``, ``1.0e-4``, ``1_000``, ``+2``); words such as ``nan``/``inf`` and
+non-numbers (``fast``) stay errors naming the key. An ``int`` field never takes a float or a
+string: ``4.5`` or ``1e3`` there is an error. The resolved YAML written by :func:`save_config` holds
+real floats (PyYAML writes ``1.0e-06``), so it loads back to the same values.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -25,6 +33,29 @@ from seld.errors import ConfigError
 from seld.io_utils import atomic_write_text
 
 T = TypeVar("T")
+
+# A numeric spelling: digits (with single underscores between them), optional dot, optional exponent.
+_NUMERIC_RE = re.compile(r"[+-]?(\d+(_\d+)*(\.(\d+(_\d+)*)?)?|\.\d+(_\d+)*)([eE][+-]?\d+(_\d+)*)?")
+
+
+def parse_float(value: Any) -> float | None:
+    """``value`` as a float if it is a number or a numeric string (``'1e-6'``, ``'.5'``), else None.
+
+    Booleans are not numbers. Strings must look like a number (so ``'nan'``, ``'inf'`` and
+    ``'fast'`` give None) and be accepted by Python's ``float()``.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMERIC_RE.fullmatch(text):
+            try:
+                return float(text)
+            except ValueError:
+                return None
+    return None
 
 _MISSING = object()
 
@@ -85,9 +116,10 @@ def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
             raise ConfigError(f"{source}: key '{where}' must be an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = parse_float(value)
+        if number is None:
             raise ConfigError(f"{source}: key '{where}' must be a number, got {value!r}")
-        return float(value)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: key '{where}' must be a string, got {value!r}")

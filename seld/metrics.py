@@ -175,13 +175,50 @@ class JackknifeEstimate:
     ci_high: float
 
 
-def jackknife_ci(
-    global_value: float, partial_estimates: np.ndarray, significance_level: float = 0.05
-) -> JackknifeEstimate:
-    """Return jackknife bias, standard error and t confidence interval from leave-one-out values ``(n,)``.
+JackknifeTransform = Literal["none", "log", "logit"]
+"""Scale of a jackknife interval: raw (official), log (quantities >= 0) or logit (quantities in [0, upper])."""
 
-    Same formulas as the official DCASE code (after Nicolas Turpault): bias = (n-1)(mean - global),
-    std_err = sqrt((n-1) mean((x - mean)^2)), interval = (global - bias) -+ t_{1-a/2, n-1} std_err.
+# The interval scale of each metric, (transform, upper bound): F is in [0, 1], DOAE in [0, 180] deg
+# (folded azimuths), RDE in [0, inf). Intervals are built on the logit / log scale and mapped back,
+# so they never leave the metric's range.
+JACKKNIFE_TRANSFORMS: dict[str, tuple[JackknifeTransform, float]] = {
+    "F": ("logit", 1.0),
+    "DOAE": ("logit", 180.0),
+    "RDE": ("log", float("inf")),
+}
+
+
+def _jackknife_raw(global_value: float, partial: np.ndarray, t_value: float) -> tuple[float, float, float]:
+    """(estimate, bias, std_err) on the raw scale: the official formulas."""
+    n = partial.size
+    mean = float(np.mean(partial))
+    bias = (n - 1) * (mean - float(global_value))
+    std_err = float(np.sqrt((n - 1) * np.mean((partial - mean) ** 2)))
+    return float(global_value) - bias, bias, std_err
+
+
+def jackknife_ci(
+    global_value: float,
+    partial_estimates: np.ndarray,
+    significance_level: float = 0.05,
+    transform: JackknifeTransform = "none",
+    upper: float = 1.0,
+) -> JackknifeEstimate:
+    """Return jackknife bias, standard error and confidence interval from leave-one-out values ``(n,)``.
+
+    ``transform="none"``: the official DCASE code's formulas (after Nicolas Turpault):
+    bias = (n-1)(mean - global), std_err = sqrt((n-1) mean((x - mean)^2)),
+    interval = (global - bias) -+ t_{1-a/2, n-1} std_err. For a quantity that cannot be negative
+    this interval can reach below 0 (e.g. DOAE [-9.8, 48.4] deg with one outlier clip).
+
+    ``transform="log"`` (quantities >= 0, e.g. RDE) or ``"logit"`` (quantities in [0, upper], e.g.
+    F with upper 1, DOAE with upper 180): the same formulas on g(value) = log(value) or
+    log(value / (upper - value)); the estimate and the
+    interval are mapped back with g^-1, so they stay inside the quantity's range; ``bias`` is
+    ``value - estimate`` and ``std_err`` the delta-method standard error (g^-1)'(est) * std_err_g.
+    When the full or a leave-one-out value lies on the range's edge (0, or 1 for logit), g is
+    infinite there: the raw-scale formulas are used and the estimate and interval are clipped to
+    the range [0, upper] (log: [0, inf)).
     """
     partial = np.asarray(partial_estimates, dtype=np.float64).reshape(-1)
     n = partial.size
@@ -189,18 +226,37 @@ def jackknife_ci(
         raise ValueError(f"jackknife needs at least 2 partial estimates, got {n}")
     if not 0 < significance_level < 1:
         raise ValueError(f"significance_level must be in (0, 1), got {significance_level}")
-    mean = float(np.mean(partial))
-    bias = (n - 1) * (mean - float(global_value))
-    std_err = float(np.sqrt((n - 1) * np.mean((partial - mean) ** 2)))
-    estimate = float(global_value) - bias
+    if transform not in ("none", "log", "logit"):
+        raise ValueError(f"transform must be none, log or logit, got {transform!r}")
     t_value = float(scipy_stats.t.ppf(1 - significance_level / 2, n - 1))
+    value = float(global_value)
+    values = np.append(partial, value)
+    if transform == "logit" and not upper > 0:
+        raise ValueError(f"upper must be > 0 for the logit transform, got {upper}")
+    upper = float(upper) if transform == "logit" else np.inf
+    inside = bool(np.all(np.isfinite(values)) and np.all(values > 0) and np.all(values < upper))
+    if transform == "none" or not inside:
+        estimate, bias, std_err = _jackknife_raw(value, partial, t_value)
+        low, high = estimate - t_value * std_err, estimate + t_value * std_err
+        if transform != "none":
+            estimate, low, high = (float(np.clip(v, 0.0, upper)) for v in (estimate, low, high))
+        return JackknifeEstimate(value=value, estimate=estimate, bias=bias, std_err=std_err, ci_low=low, ci_high=high)
+    if transform == "log":
+        forward, back = np.log, np.exp
+        slope = lambda y: y  # noqa: E731 - d exp(x)/dx at y = exp(x)
+    else:
+        forward = lambda y: np.log(y) - np.log(upper - y)  # noqa: E731
+        back = lambda x: upper / (1.0 + np.exp(-x))  # noqa: E731
+        slope = lambda y: y * (upper - y) / upper  # noqa: E731
+    est_g, _, se_g = _jackknife_raw(float(forward(value)), forward(partial), t_value)
+    estimate = float(back(est_g))
     return JackknifeEstimate(
-        value=float(global_value),
+        value=value,
         estimate=estimate,
-        bias=bias,
-        std_err=std_err,
-        ci_low=estimate - t_value * std_err,
-        ci_high=estimate + t_value * std_err,
+        bias=value - estimate,
+        std_err=float(slope(estimate) * se_g),
+        ci_low=float(back(est_g - t_value * se_g)),
+        ci_high=float(back(est_g + t_value * se_g)),
     )
 
 
@@ -479,12 +535,20 @@ class SeldScorer:
             mode=self.cfg.mode, average=self.cfg.average, config=self.cfg,
         )
 
-    def jackknife(self, significance_level: float = 0.05) -> dict[str, JackknifeEstimate]:
+    def jackknife(
+        self,
+        significance_level: float = 0.05,
+        transforms: Mapping[str, tuple[JackknifeTransform, float]] | None = None,
+    ) -> dict[str, JackknifeEstimate]:
         """Return leave-one-clip-out jackknife estimates of ``F``, ``DOAE`` and ``RDE``.
 
         The partial estimates come from subtracting each clip's statistics from the totals, which
-        equals re-scoring without that clip (the official code re-scores n times).
+        equals re-scoring without that clip (the official code re-scores n times). Intervals are
+        built on the scale of ``transforms`` (default :data:`JACKKNIFE_TRANSFORMS`: logit for F in
+        [0, 1] and DOAE in [0, 180], log for RDE, so no interval leaves the metric's range); pass
+        ``{"DOAE": ("none", 0), ...}`` for the official raw-scale t interval.
         """
+        transforms = {**JACKKNIFE_TRANSFORMS, **(transforms or {})}
         per_clip = self.clip_stats()
         if per_clip.shape[0] < 2:
             raise ValueError(f"jackknife needs at least 2 scored clips, got {per_clip.shape[0]}")
@@ -492,7 +556,7 @@ class SeldScorer:
         full = _summarise(total, self.cfg.average)
         partial = _summarise(total[None] - per_clip, self.cfg.average)
         return {
-            name: jackknife_ci(float(full[name]), partial[name], significance_level)
+            name: jackknife_ci(float(full[name]), partial[name], significance_level, *transforms[name])
             for name in ("F", "DOAE", "RDE")
         }
 
@@ -552,7 +616,7 @@ def evaluate_folders(
     ref_frames = cfg.num_frames if cfg.mode == "strict" else None
     for name in tqdm(names, desc="scoring", disable=not progress):
         ref_events = read_metadata_csv(refs[name], num_frames=ref_frames)
-        pred_events = read_metadata_csv(preds[name]) if name in preds else None
+        pred_events = read_metadata_csv(preds[name], predictions=True) if name in preds else None
         scorer.add_clip(pred_events, ref_events, clip_id=Path(name).stem)
     if cfg.mode == "dcase2025":
         scorer.n_missing_prediction = len(set(refs) - set(preds))

@@ -76,3 +76,81 @@ def test_stage_entry_points_are_thin_wrappers():
                               "--print-config"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
         assert yaml.safe_load(res.stdout)["data"]["train_splits"] == ["dev-train-synth"]
+
+
+# --- no config default that depends on the current folder (issue 13.8) ------------------------
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "features"])
+def test_config_driven_commands_require_config_wherever_they_run(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # outside the repository: a cwd-relative default was looked up here
+    assert main([command, "--print-config"] if command != "features" else [command, "workers=1"]) == 1
+    err = capsys.readouterr().err
+    assert f"seld {command}: error: --config FILE is required" in err
+    assert "config.yml" in err  # names the shipped configs
+    assert not any(tmp_path.iterdir())  # and wrote nothing
+
+
+def test_stage_script_without_config_uses_its_own_folder_config(tmp_path):
+    res = subprocess.run([sys.executable, str(ROOT / "pretraining" / "main.py"), "--print-config"],
+                         cwd=tmp_path, env=dict(ENV, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    want = yaml.safe_load((ROOT / "pretraining" / "config.yml").read_text())
+    assert yaml.safe_load(res.stdout)["model"]["tokenizer"]["source_encoder"] == want["model"]["tokenizer"]["source_encoder"]
+
+
+# --- progress bars (issue 13.15) ----------------------------------------------------------------
+
+LONG_RUNNING = ["pretrain", "finetune", "infer", "embed", "evaluate", "features", "synth"]
+
+
+@pytest.mark.parametrize("command", LONG_RUNNING)
+def test_long_running_commands_take_progress_and_no_progress(command):
+    help_text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
+    assert "--progress, --no-progress" in help_text and "terminal" in help_text
+
+
+def test_progress_defaults_to_whether_stderr_is_a_terminal(monkeypatch):
+    from seld.commands._common import resolve_progress
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert resolve_progress(None) is True and "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    assert resolve_progress(False) is False
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # transformers/hub loading bars off too
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert resolve_progress(None) is False and resolve_progress(True) is True
+
+
+def test_transformers_loading_bars_are_switched_off_without_progress(monkeypatch):
+    transformers_logging = pytest.importorskip("transformers.utils.logging")
+    from seld.commands._common import resolve_progress
+
+    monkeypatch.setattr(transformers_logging, "_tqdm_active", True)  # restored after the test
+    assert transformers_logging.is_progress_bar_enabled()
+    resolve_progress(False)
+    assert not transformers_logging.is_progress_bar_enabled()
+
+
+@pytest.mark.parametrize("flags, shown", [([], False), (["--progress"], True), (["--no-progress"], False)])
+def test_training_progress_follows_the_flag(flags, shown, monkeypatch):
+    from seld.train import stages
+
+    seen = {}
+    monkeypatch.setattr(stages, "run_pretraining", lambda cfg: seen.setdefault("cfg", cfg))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # as in a log file or pipe
+    assert main(["pretrain", "--config", "configs/quickstart/pretrain.yml", *flags]) == 0
+    assert seen["cfg"].train.progress is shown
+
+
+def test_evaluate_draws_no_bar_into_a_log_unless_asked(tmp_path, capsys):
+    from seld.data.metadata import Event, write_metadata_csv
+
+    for folder in ("ref", "pred"):
+        for i in range(3):
+            write_metadata_csv(tmp_path / folder / f"c{i}.csv", [Event(f, 1, 0, 10.0, 200.0) for f in range(5)])
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref")]
+    assert main(args) == 0
+    assert "scoring" not in capsys.readouterr().err
+    assert main(args + ["--progress"]) == 0
+    assert "scoring: 100%" in capsys.readouterr().err

@@ -1,16 +1,78 @@
-"""Arguments shared by the training subcommands."""
+"""Arguments shared by the subcommands: config files, progress bars, devices, recordings."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+
+EXAMPLE_CONFIGS: dict[str, str] = {
+    "pretrain": "pretraining/config.yml, configs/pretrain_rcc.yml, configs/pretrain_beats.yml",
+    "finetune": "finetuning/config.yml, configs/RCC-CLIP-GREP.yml (and the other seven configs/*-*-*.yml)",
+    "features": "features/config.yml, configs/quickstart/features.yml",
+}
+"""The configs shipped in the textseld repository, named in the 'missing --config' message."""
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--config", default=default, metavar="FILE", help=f"YAML config (default: {default})")
+def add_config_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """``--config FILE`` (required: no default that depends on the current folder), overrides, --print-config."""
+    parser.add_argument(
+        "--config", default=None, metavar="FILE",
+        help=f"YAML config (required; shipped in the textseld repository: {EXAMPLE_CONFIGS[command]})",
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="config overrides, e.g. train.batch_size=4 train.out_dir=runs/x (values are YAML)",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    add_progress_argument(parser)
+
+
+def require_config(config: str | None, command: str) -> str:
+    """``config``, or a ConfigError saying that ``seld <command>`` needs ``--config FILE``.
+
+    A default such as ``pretraining/config.yml`` would be looked up relative to the current folder
+    (and silently missing or wrong outside the repository), so every config-driven command asks
+    for the file explicitly. The folder scripts (``pretraining/main.py`` ...) default to the config
+    next to them.
+    """
+    from seld.errors import ConfigError
+
+    if config is None:
+        raise ConfigError(
+            f"--config FILE is required: seld {command} --config FILE [KEY=VALUE ...] "
+            f"(configs shipped in the textseld repository: {EXAMPLE_CONFIGS[command]})"
+        )
+    return config
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """``--progress`` / ``--no-progress`` (default: bars only when stderr is a terminal)."""
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show or hide progress bars (default: shown only when stderr is a terminal, so logs "
+        "and pipes stay free of them; Hugging Face/transformers loading bars follow the same switch)",
+    )
+
+
+def resolve_progress(flag: bool | None) -> bool:
+    """Whether to draw progress bars: ``flag`` when given, else only when stderr is a terminal.
+
+    When bars are off, the Hugging Face hub and transformers loading bars are switched off too
+    (``HF_HUB_DISABLE_PROGRESS_BARS`` is read when transformers is imported; an already imported
+    transformers is switched off directly), so model loading does not flood logs.
+    """
+    show = sys.stderr.isatty() if flag is None else bool(flag)
+    if not show:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        if "huggingface_hub" in sys.modules:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+    return show
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +97,12 @@ def run_stage_command(args: argparse.Namespace, stage: str) -> int:
         "pretrain": (stages.PretrainConfig, stages.run_pretraining),
         "finetune": (stages.FinetuneConfig, stages.run_finetuning),
     }[stage]
-    cfg = load_config(args.config, schema, args.overrides)
+    cfg = load_config(require_config(args.config, stage), schema, args.overrides)
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
+    if not resolve_progress(args.progress):
+        cfg.train.progress = False
     runner(cfg)
     return 0
 
@@ -52,3 +116,4 @@ def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str) -> N
     parser.add_argument("--mono-to-stereo", action="store_true", help="duplicate mono files instead of failing")
     parser.add_argument("--batch-windows", type=int, default=8, help="5 s windows per forward pass")
     add_device_argument(parser)
+    add_progress_argument(parser)

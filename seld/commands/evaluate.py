@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from seld.commands._common import add_progress_argument, resolve_progress
+
 HELP = "Score prediction CSVs against reference CSVs with the DCASE2025 SELD metric (F, DOAE, RDE)."
 
 
@@ -27,8 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--abs-dist-threshold", type=float, default=None, metavar="M",
         help="optional absolute distance threshold in metres (not used by DCASE2025)",
     )
-    parser.add_argument("--jackknife", action="store_true", help="add 95%% jackknife confidence intervals")
+    parser.add_argument(
+        "--jackknife", action="store_true",
+        help="add 95%% leave-one-clip-out jackknife confidence intervals, built on the logit scale for F "
+        "(in [0, 1]) and DOAE (in [0, 180] deg) and on the log scale for RDE, so no interval goes below 0 "
+        "(the official raw-scale t interval can); a value of 0 falls back to the raw interval clipped at 0",
+    )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
+    add_progress_argument(parser)
 
 
 def _num(value: float) -> float | None:
@@ -47,13 +55,14 @@ def run(args: argparse.Namespace) -> int:
         abs_dist_threshold_m=args.abs_dist_threshold,
         average=args.average,
     )
+    progress = resolve_progress(args.progress)
     jackknife = None
     if args.jackknife:
         scorer = SeldScorer(cfg)
-        scores = evaluate_folders(args.pred, args.ref, cfg, progress=True, scorer=scorer)
+        scores = evaluate_folders(args.pred, args.ref, cfg, progress=progress, scorer=scorer)
         jackknife = scorer.jackknife() if scorer.n_clips >= 2 else None
     else:
-        scores = evaluate_folders(args.pred, args.ref, cfg, progress=True)
+        scores = evaluate_folders(args.pred, args.ref, cfg, progress=progress)
     print(format_table(scores, jackknife))
     if args.json:
         payload = scores.to_dict()

@@ -4,21 +4,30 @@
     seld features merge --config features/config.yml [key=value ...]  # merge + stats only
     seld features extract --config features/config.yml [key=value ...]  # extract only
 
-Overrides use the config's dotted keys, e.g. ``workers=8 wpe.iterations=3``. The exit code is 1
-when any clip failed; each failed clip is printed with its reason at the end.
+``--config`` is required, as for the other config-driven commands. Overrides use the config's
+dotted keys, e.g. ``workers=8 wpe.iterations=3``. Each failed clip is printed with its reason
+(and the count) as soon as extraction ends, before any merge; the exit code is then 1. Clips with
+silent audio are warned about by file name while extracting and counted in the summary line.
+Only one ``seld features`` at a time may write an output folder (the second stops with a message
+naming the first).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
+from seld.commands._common import add_progress_argument, require_config, resolve_progress
+
 HELP = "extract features to HDF5 (per clip), merge them per split and compute normalisation stats"
 ACTIONS = ("all", "extract", "merge")
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", default=None, help="feature config YAML (default: built-in defaults)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--config", "-c", default=None,
+        help="feature config YAML (required; shipped: features/config.yml, configs/quickstart/features.yml)",
+    )
+    add_progress_argument(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,15 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_rest(args: argparse.Namespace) -> tuple[str, list[str], str | None, bool]:
-    """(action, overrides, config, progress) from the parsed options and the collected rest."""
+def parse_rest(args: argparse.Namespace) -> tuple[str, list[str], str | None, bool | None]:
+    """(action, overrides, config, progress flag or None) from the parsed options and the collected rest."""
     rest = argparse.ArgumentParser(prog="seld features", description=HELP)
     _options(rest)
     rest.add_argument("positional", nargs="*")
     extra = rest.parse_intermixed_args(args.args)
     action, overrides = split_action(extra.positional)
     config = extra.config if extra.config is not None else args.config
-    return action, overrides, config, not (args.no_progress or extra.no_progress)
+    progress = extra.progress if extra.progress is not None else args.progress
+    return action, overrides, config, progress
 
 
 def split_action(args: list[str]) -> tuple[str, list[str]]:
@@ -61,32 +71,36 @@ def split_action(args: list[str]) -> tuple[str, list[str]]:
 
 
 def run_features(config: str | None, action: str, overrides: list[str], progress: bool = True) -> int:
-    """Run ``action`` on the config; print failures; return the exit code."""
+    """Run ``action`` on the config (None: the built-in defaults); print failures; return the exit code.
+
+    The summary line and every failed clip with its reason are printed right after extraction,
+    before the merge (which may then stop, e.g. when every clip of a split failed). Extraction and
+    merge each lock the output folder.
+    """
     from seld.config import load_config
     from seld.features.config import FeatureConfig
-    from seld.features.extract import extract_features
+    from seld.features.extract import extract_features, output_lock
     from seld.features.merge import merge_splits
 
     cfg = load_config(config, FeatureConfig, overrides)
     code = 0
     if action in ("all", "extract"):
-        report = extract_features(cfg, progress=progress)
-        print(f"features: {report.done} clips computed, {report.skipped} already done, {len(report.failed)} failed")
+        report = extract_features(cfg, progress=progress)  # locks the output folder itself
+        print(report.summary())
+        sys.stdout.flush()
+        for line in report.failure_lines():
+            print(line, file=sys.stderr)
+        sys.stderr.flush()
         if report.failed:
             code = 1
-    else:
-        report = None
     if action in ("all", "merge"):
-        paths = merge_splits(cfg, progress=progress)
+        with output_lock(cfg.output_dir, create=False):
+            paths = merge_splits(cfg, progress=progress)
         for p in paths:
             print(f"merged: {p}")
-    if report is not None and report.failed:
-        print(f"{len(report.failed)} clip(s) failed:", file=sys.stderr)
-        for clip, reason in report.failed:
-            print(f"  {clip}: {reason}", file=sys.stderr)
     return code
 
 
 def run(args: argparse.Namespace) -> int:
     action, overrides, config, progress = parse_rest(args)
-    return run_features(config, action, overrides, progress=progress)
+    return run_features(require_config(config, "features"), action, overrides, progress=resolve_progress(progress))

@@ -9,7 +9,7 @@ HELP = "Fine-tune a pre-trained tokenizer through a frozen CLIP/BERT text encode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, "finetuning/config.yml")
+    add_config_arguments(parser, "finetune")
 
 
 def run(args: argparse.Namespace) -> int:

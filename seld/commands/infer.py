@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from seld.commands._common import add_recording_arguments, device_name
+from seld.commands._common import add_recording_arguments, device_name, resolve_progress
 
 HELP = "Run a trained checkpoint on stereo 24 kHz WAV files (any length) and write DCASE2025 CSVs."
 
@@ -18,9 +18,10 @@ def run(args: argparse.Namespace) -> int:
     from seld.inference import InferenceOptions, infer_to_csv
     from seld.train.stages import load_task
 
+    progress = resolve_progress(args.progress)
     device = device_name(args.device)
     model = load_task(args.checkpoint, device)
     opts = InferenceOptions(args.threshold, args.merge_deg, args.batch_windows, args.resample, args.mono_to_stereo)
-    paths = infer_to_csv(model, args.audio, args.out, opts, device)
+    paths = infer_to_csv(model, args.audio, args.out, opts, device, progress=progress)
     print(f"wrote {len(paths)} CSV file(s) to {args.out}")
     return 0

@@ -9,7 +9,7 @@ HELP = "Pre-train the tokenizer (RCC or BEATs source encoder) with ADPIT; resume
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, "pretraining/config.yml")
+    add_config_arguments(parser, "pretrain")
 
 
 def run(args: argparse.Namespace) -> int:

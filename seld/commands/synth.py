@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from seld.commands._common import add_progress_argument, resolve_progress
+
 HELP = "Simulate a DCASE2025-layout stereo SELD dataset (shoebox rooms, 13 procedural classes)."
 
 
@@ -16,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=None, metavar="W", help="parallel processes (default: CPU count; 1 = serial)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_argument(parser)
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. events.max_polyphony=2 mix.snr_db=[20,30]"
     )
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     cfg = load_synth_config(args.config, args.overrides)
-    report = generate_dataset(args.out, args.clips, args.seed, cfg, workers=args.workers, progress=not args.no_progress)
+    report = generate_dataset(args.out, args.clips, args.seed, cfg, workers=args.workers, progress=resolve_progress(args.progress))
     print(report)
     print(summarize_dataset(args.out))
     return 0

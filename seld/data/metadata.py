@@ -1,8 +1,20 @@
 """DCASE2025 metadata CSVs: typed event records, azimuth folding, a validating reader and a writer.
 
 CSV format (spec section 1): header ``frame,class,source,azimuth,distance,onscreen``, all integers,
-one row per active event per 100 ms frame; azimuth in degrees (0 front, positive left), distance
-in centimetres. Header-only files (silent clips) are valid.
+one row per active event per 100 ms frame; azimuth in degrees in [-90, 90] (0 front, positive
+left), distance in centimetres. Header-only files (silent clips) are valid.
+
+Azimuth range and folding:
+
+* A **label** CSV (reference metadata) must hold azimuths in [-90, 90]: DCASE2025 stereo labels
+  are already folded to the front half-plane, so no DCASE2025 label value needs folding (folding
+  leaves [-90, 90] unchanged). A value outside, e.g. 200, is a broken file and stops with an error
+  naming the file and line instead of being folded silently.
+* A **prediction** CSV (``predictions=True``, what ``seld evaluate`` reads from ``--pred``) may
+  hold any azimuth in [-180, 180] (e.g. atan2 of a model's x, y); it is folded to the front, as
+  the official metric folds predictions (spec section 3).
+* The writer folds before rounding, so every CSV textseld writes (labels and predictions) is in
+  [-90, 90].
 """
 from __future__ import annotations
 
@@ -76,13 +88,22 @@ def _parse_int(text: str, column: str, path: Path, line: int) -> int:
         return int(value)
 
 
-def read_metadata_csv(
-    path: str | os.PathLike[str], *, num_frames: int | None = None, fold: bool = True
-) -> list[Event]:
-    """Read a DCASE2025 metadata CSV into events (azimuth folded to the front when ``fold``).
+LABEL_AZIMUTH_LIMIT: float = 90.0
+"""Label azimuths lie in [-90, 90] degrees (DCASE2025 stereo: front half-plane)."""
+PREDICTION_AZIMUTH_LIMIT: float = 180.0
+"""Prediction azimuths may lie anywhere in [-180, 180] degrees; they are folded when read."""
 
+
+def read_metadata_csv(
+    path: str | os.PathLike[str], *, num_frames: int | None = None, predictions: bool = False
+) -> list[Event]:
+    """Read a DCASE2025 metadata CSV into events.
+
+    Labels (default): an azimuth outside [-90, 90] is an error (nothing is folded). With
+    ``predictions=True`` azimuths in [-180, 180] are accepted and folded to [-90, 90].
     Raises DataError naming the file and line for a bad header, wrong column count, non-integer
-    value, class out of range, negative distance, or a frame outside ``0..num_frames-1``.
+    value, class out of range, azimuth out of range, negative distance, or a frame outside
+    ``0..num_frames-1``.
     """
     p = Path(path)
     try:
@@ -106,7 +127,11 @@ def read_metadata_csv(
         )
         if num_frames is not None and not 0 <= frame < num_frames:
             raise DataError(f"{p}:{line_no}: frame {frame} outside 0..{num_frames - 1}")
-        azimuth = fold_azimuth(az) if fold else float(az)
+        limit = PREDICTION_AZIMUTH_LIMIT if predictions else LABEL_AZIMUTH_LIMIT
+        if not -limit <= az <= limit:
+            what = "prediction" if predictions else "label (DCASE2025 stereo labels are front-folded; nothing is folded)"
+            raise DataError(f"{p}:{line_no}: azimuth {az} outside [{-limit:g}, {limit:g}] for a {what}")
+        azimuth = fold_azimuth(az) if predictions else float(az)
         try:
             events.append(Event(frame, cls, src, float(azimuth), float(dist), onscreen))
         except ValueError as exc:
@@ -115,13 +140,15 @@ def read_metadata_csv(
 
 
 def format_metadata_csv(events: Iterable[Event]) -> str:
-    """CSV text for ``events``: sorted by frame, class, source; azimuth and distance rounded to int."""
+    """CSV text for ``events``: sorted by frame, class, source; azimuth folded to [-90, 90], azimuth
+    and distance rounded to int."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(METADATA_HEADER)
     for e in sorted(events, key=lambda e: (e.frame, e.class_idx, e.source)):
         writer.writerow(
-            [e.frame, e.class_idx, e.source, int(round(e.azimuth)), int(round(e.distance_cm)), e.onscreen]
+            [e.frame, e.class_idx, e.source, int(round(fold_azimuth(e.azimuth))), int(round(e.distance_cm)),
+             e.onscreen]
         )
     return buf.getvalue()
 

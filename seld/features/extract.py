@@ -12,13 +12,26 @@ A file is "complete and valid" when it opens, has every configured channel with 
 shape and dtype, the target, matching ``feature_params`` and ``complete``; a rerun skips such
 clips and recomputes all others. Files are written to a temporary name and renamed, so a crash
 never leaves a half-written file under the final name.
+
+The run holds an exclusive lock on ``<output_dir>`` (file ``.seld-features.lock``, holding the pid
+and host of its owner): a second extraction into the same folder stops at once with a message
+naming the holder; the lock goes with the process that holds it (also when it is killed).
+Worker processes exit by themselves when their parent process dies. ``<output_dir>/config.yml``
+is written only once the run has produced (or found) a valid clip file, so a run that fails at
+start-up or on every clip leaves none behind. Clips whose audio is digital silence while their
+CSV lists events, or that have one silent channel, are computed but reported in
+``ExtractionReport.warnings``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import socket
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -28,7 +41,7 @@ import numpy as np
 from seld.config import save_config, to_dict
 from seld.constants import LABEL_FRAMES, NUM_CLASSES, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES
 from seld.data.layout import Clip, discover_clips
-from seld.errors import ConfigError, DataError
+from seld.errors import ConfigError, DataError, SeldError
 from seld.features.channels import FeatureContext, compute_channels, needs_wpe, resolve_channels
 from seld.features.config import FeatureConfig, num_label_frames
 from seld.features.stft import num_feature_frames, pad_to_label_frames
@@ -36,6 +49,13 @@ from seld.io_utils import atomic_path
 
 CLIPS_DIR = "clips"
 CONFIG_FILE = "config.yml"
+LOCK_FILE = ".seld-features.lock"
+PARENT_CHECK_S = 0.5
+"""How often a worker process checks that its parent is still alive (seconds)."""
+
+
+class FolderLockedError(SeldError):
+    """Another process holds the lock on a feature output folder."""
 
 
 @dataclass
@@ -48,10 +68,26 @@ class ExtractionReport:
     """Clips whose file was already complete and valid."""
     failed: list[tuple[str, str]] = field(default_factory=list)
     """(clip id or path, reason) of every clip that could not be processed."""
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """(clip id, message naming the WAV) of clips computed in this run whose audio is digital
+    silence while their CSV lists events, or that have one silent channel."""
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def summary(self) -> str:
+        """One line: computed, already done, failed and warned clip counts."""
+        return (
+            f"features: {self.done} clips computed, {self.skipped} already done, {len(self.failed)} failed, "
+            f"{len(self.warnings)} with silent audio"
+        )
+
+    def failure_lines(self) -> list[str]:
+        """The failed-clip count, then one line per failed clip with its reason (empty when none)."""
+        if not self.failed:
+            return []
+        return [f"{len(self.failed)} clip(s) failed:", *(f"  {clip}: {reason}" for clip, reason in self.failed)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,10 +304,69 @@ def _process_clips(cfg: FeatureConfig, clips: list[Clip]) -> list[_Outcome]:
     return out
 
 
-def _worker_init() -> None:
-    """One thread per worker process: the workers are the parallelism."""
+def silence_warnings(clip: Clip) -> list[str]:
+    """Warnings naming ``clip.wav_path`` when its audio is digital silence (every sample 0).
+
+    * both channels silent while the clip's CSV lists events: the labels describe sound that
+      is not in the file;
+    * exactly one channel silent: a dead channel (a stereo recording always differs from 0 in
+      both channels when anything sounds).
+
+    A silent clip with a header-only CSV (or none, e.g. eval) is valid and gives no warning.
+    Reads the file's raw samples (no resampling); unreadable files give no warning here (the
+    extraction reports them as failures).
+    """
+    import soundfile as sf
+
+    from seld.data.metadata import read_metadata_csv
+
+    try:
+        audio, _ = sf.read(str(clip.wav_path), dtype="float32", always_2d=True)  # (n, channels)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        return []
+    if audio.ndim != 2 or audio.shape[1] != 2 or audio.shape[0] == 0:
+        return []
+    silent = ~np.any(audio != 0, axis=0)  # (2,)
+    if silent.all():
+        if clip.csv_path is None:
+            return []
+        try:
+            n_events = len(read_metadata_csv(clip.csv_path))
+        except DataError:
+            return []
+        if n_events:
+            return [f"{clip.wav_path}: audio is digital silence but {clip.csv_path} lists {n_events} event row(s)"]
+        return []
+    if silent.any():
+        side = "left (channel 0)" if silent[0] else "right (channel 1)"
+        return [f"{clip.wav_path}: the {side} channel is digital silence"]
+    return []
+
+
+def _exit_when_parent_dies(parent_pid: int, interval_s: float = PARENT_CHECK_S) -> threading.Thread:
+    """Start a daemon thread that ends this process as soon as ``parent_pid`` is no longer its parent.
+
+    A killed parent (even by SIGKILL) would otherwise leave the workers computing and writing
+    files; when the parent dies the worker is re-parented, so ``os.getppid()`` changes.
+    """
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(interval_s)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _worker_init(parent_pid: int | None = None) -> None:
+    """One thread per worker process (the workers are the parallelism); exit with the parent."""
     import torch
 
+    if parent_pid is not None:
+        _exit_when_parent_dies(parent_pid)
     torch.set_num_threads(1)
     try:
         from threadpoolctl import threadpool_limits
@@ -281,8 +376,72 @@ def _worker_init() -> None:
         pass
 
 
-def _worker_task(args: tuple[FeatureConfig, list[Clip]]) -> list[_Outcome]:
-    return _process_clips(*args)
+def _worker_task(args: tuple[FeatureConfig, list[Clip]]) -> tuple[list[_Outcome], list[tuple[str, str]]]:
+    """Outcomes of one batch of clips and the silence warnings of the clips computed."""
+    cfg, clips = args
+    outcomes = _process_clips(cfg, clips)
+    done = {clip_id for clip_id, status, _ in outcomes if status == "done"}
+    warnings = [(c.clip_id, w) for c in clips if c.clip_id in done for w in silence_warnings(c)]
+    return outcomes, warnings
+
+
+_HELD_LOCKS: dict[str, list[int]] = {}  # lock path -> [fd, depth] of locks this process holds
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        text = ""
+    return text or "unknown process"
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: str | os.PathLike[str], create: bool = True) -> Iterator[Path | None]:
+    """Hold an exclusive lock on ``out_dir`` for the ``with`` block.
+
+    A missing ``out_dir`` is created when ``create``, else nothing is locked (yields None: there
+    is nothing in it to protect).
+
+    Raises FolderLockedError naming the holder (pid, host, start time) when another process
+    holds it. Re-entrant within one process. Uses ``flock`` on ``<out_dir>/.seld-features.lock``,
+    which the system releases when the holder ends, however it ends (no stale locks).
+    """
+    import fcntl
+
+    folder = Path(out_dir)
+    if not folder.is_dir() and not create:
+        yield None
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    key = str(path.resolve())
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key][1] += 1
+        try:
+            yield path
+        finally:
+            _HELD_LOCKS[key][1] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise FolderLockedError(
+            f"{folder} is being written by another `seld features` ({_lock_holder(path)}); wait for it to "
+            "finish or stop it (the lock is released when that process ends)"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}, started {stamp}\n".encode())
+        _HELD_LOCKS[key] = [fd, 1]
+        yield path
+    finally:
+        _HELD_LOCKS.pop(key, None)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _chunks(items: list[Clip], size: int) -> Iterator[list[Clip]]:
@@ -314,46 +473,61 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
     """Write the per-clip feature file of every clip of ``cfg.splits`` that lacks a valid one.
 
     Bad clips are collected in ``report.failed`` (with the reason) while all good clips are
-    written; the resolved config is saved as ``<output_dir>/config.yml``. With more than one
-    worker the clips are computed in "spawn" worker processes (safe with torch and BLAS thread
-    pools), so a calling script needs the usual ``if __name__ == "__main__":`` guard.
+    written; clips with silent audio are written and listed in ``report.warnings``. The resolved
+    config is saved as ``<output_dir>/config.yml`` once a valid clip file exists (never by a run
+    that fails at start-up or on every clip). The output folder is locked for the run (see
+    :func:`output_lock`). With more than one worker the clips are computed in "spawn" worker
+    processes (safe with torch and BLAS thread pools) that exit when this process dies; a
+    calling script needs the usual ``if __name__ == "__main__":`` guard.
     """
     from tqdm import tqdm
 
     expected_frames(cfg)  # validates clip_samples before any work
     feature_device(cfg.device)  # CUDA asked for but absent: stop before any work
+    clips, rejected = list_clips(cfg)  # a missing dataset root or split stops here
     out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out_dir / CONFIG_FILE)
-
-    clips, rejected = list_clips(cfg)
     report = ExtractionReport(failed=list(rejected))
-    todo: list[Clip] = []
-    for clip in clips:
-        if is_complete(clip_file(out_dir, clip.split, clip.clip_id), cfg):
-            report.skipped += 1
-        else:
-            todo.append(clip)
-    tasks = [(cfg, chunk) for chunk in _chunks(todo, cfg.batch_size)]
-    bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress or not todo, file=sys.stderr)
-    workers = _num_workers(cfg, len(tasks))
+    with output_lock(out_dir):
+        config_saved = False
 
-    def consume(results: Iterable[list[_Outcome]]) -> None:
-        for outcomes in results:
-            for clip_id, status, reason in outcomes:
-                if status == "done":
-                    report.done += 1
-                else:
-                    report.failed.append((clip_id, reason))
-            bar.update(len(outcomes))
+        def save_config_once() -> None:
+            nonlocal config_saved
+            if not config_saved:
+                save_config(cfg, out_dir / CONFIG_FILE)
+                config_saved = True
 
-    try:
-        if workers == 1:
-            consume(_worker_task(t) for t in tasks)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(workers, initializer=_worker_init) as pool:
-                consume(pool.imap_unordered(_worker_task, tasks))
-    finally:
-        bar.close()
+        todo: list[Clip] = []
+        for clip in clips:
+            if is_complete(clip_file(out_dir, clip.split, clip.clip_id), cfg):
+                report.skipped += 1
+            else:
+                todo.append(clip)
+        if report.skipped:
+            save_config_once()
+        tasks = [(cfg, chunk) for chunk in _chunks(todo, cfg.batch_size)]
+        bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress or not todo, file=sys.stderr)
+        workers = _num_workers(cfg, len(tasks))
+
+        def consume(results: Iterable[tuple[list[_Outcome], list[tuple[str, str]]]]) -> None:
+            for outcomes, warnings in results:
+                for clip_id, status, reason in outcomes:
+                    if status == "done":
+                        report.done += 1
+                        save_config_once()
+                    else:
+                        report.failed.append((clip_id, reason))
+                for clip_id, message in warnings:
+                    report.warnings.append((clip_id, message))
+                    bar.write(f"warning: {message}", file=sys.stderr)
+                bar.update(len(outcomes))
+
+        try:
+            if workers == 1:
+                consume(_worker_task(t) for t in tasks)
+            else:
+                ctx = multiprocessing.get_context("spawn")
+                with ctx.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+                    consume(pool.imap_unordered(_worker_task, tasks))
+        finally:
+            bar.close()
     return report

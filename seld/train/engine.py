@@ -11,6 +11,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
@@ -29,16 +30,37 @@ from seld.train.sampler import ResumableSampler
 
 @dataclass
 class SchedulerConfig:
-    """Learning-rate schedule applied per optimiser step (a multiplier on every group's base lr)."""
+    """Learning-rate schedule applied per optimiser step (a multiplier on every group's base lr).
 
-    name: Literal["none", "cosine", "step"] = "none"
+    Every schedule is a function of the global step alone (see :func:`lr_factor`), so a run
+    resumed mid-epoch continues with exactly the learning rates of an uninterrupted one.
+    """
+
+    name: Literal["none", "cosine", "step", "multistep"] = "none"
+    """none: constant; cosine: half-cosine per step over all ``epochs x steps_per_epoch`` steps
+    (after the warm-up); step: x ``gamma`` every ``step_size_epochs``; multistep: x ``gamma`` at
+    each epoch of ``milestones`` (the authors' fine-tuning: 10, 20, 30, 40, 45 with gamma 0.1)."""
     warmup_steps: int = 0
-    """Linear warm-up from 0 over this many steps (all schedules)."""
+    """Linear warm-up over this many steps (all schedules): step s gets ``(s + 1) / warmup_steps``."""
     min_factor: float = 0.0
     """cosine: the multiplier reached at the last step."""
     step_size_epochs: int = 30
     """step: multiply by ``gamma`` every this many epochs."""
+    milestones: list[int] = field(default_factory=list)
+    """multistep: epochs (0-based count of finished epochs, as torch's ``MultiStepLR`` stepped once
+    per epoch) after which the lr is multiplied by ``gamma``; milestone m takes effect from global
+    step ``m * steps_per_epoch`` on, i.e. at the first step of epoch m + 1 (1-based)."""
     gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps < 0:
+            raise ValueError(f"scheduler.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.step_size_epochs < 1:
+            raise ValueError(f"scheduler.step_size_epochs must be >= 1, got {self.step_size_epochs}")
+        if self.gamma <= 0:
+            raise ValueError(f"scheduler.gamma must be > 0, got {self.gamma}")
+        if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
+            raise ValueError(f"scheduler.milestones must be increasing epochs >= 1, got {self.milestones}")
 
 
 @dataclass
@@ -50,10 +72,14 @@ class TrainConfig:
     batch_size: int = 8
     """Per process: the global batch under DDP is ``batch_size * world_size``."""
     lr: float = 1e-4
+    optimizer: Literal["adam", "adamw"] = "adam"
+    """adam: ``torch.optim.Adam`` (weight decay as an L2 term in the gradient, the authors'
+    fine-tuning); adamw: ``torch.optim.AdamW`` (decoupled decay, the authors' pre-training code)."""
     weight_decay: float = 0.0
+    """Weight decay of every parameter group (a task's group may set its own ``weight_decay``)."""
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     grad_clip_norm: Optional[float] = None
-    """Clip the global gradient norm to this value (None: no clipping)."""
+    """Clip the global gradient norm (all trained parameters together) to this value (None: no clipping)."""
     amp: Literal["none", "bf16"] = "none"
     """bf16 autocast for forward passes (meant for GPUs; works, slowly, on CPU)."""
     seed: int = 0
@@ -119,17 +145,90 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _schedule(cfg: SchedulerConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
-        if cfg.name == "cosine":
-            progress = min(1.0, step / max(1, total_steps - 1))
-            return warm * (cfg.min_factor + (1 - cfg.min_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
-        if cfg.name == "step":
-            return warm * cfg.gamma ** ((step // max(1, steps_per_epoch)) // cfg.step_size_epochs)
-        return warm
+def lr_factor(cfg: SchedulerConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """The multiplier on the base learning rates for optimiser step ``step`` (0-based).
 
-    return factor
+    With W = ``warmup_steps``, N = ``total_steps``, E = ``step // steps_per_epoch``:
+    warm-up ``w = min(1, (step + 1) / W)`` (1 when W = 0); then
+    ``cosine``: ``w * (m + (1 - m) * (1 + cos(pi * p)) / 2)`` with ``p = min(1, max(0, step - W) / max(1, N - W - 1))``,
+    so the factor is 1 right after the warm-up and ``min_factor`` at the last step;
+    ``step``: ``w * gamma ** (E // step_size_epochs)``;
+    ``multistep``: ``w * gamma ** #{milestones <= E}``; ``none``: ``w``.
+    """
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+    epoch = step // max(1, steps_per_epoch)
+    if cfg.name == "cosine":
+        progress = min(1.0, max(0, step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps - 1))
+        return warm * (cfg.min_factor + (1 - cfg.min_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if cfg.name == "step":
+        return warm * cfg.gamma ** (epoch // cfg.step_size_epochs)
+    if cfg.name == "multistep":
+        return warm * cfg.gamma ** sum(1 for m in cfg.milestones if epoch >= m)
+    return warm
+
+
+def _schedule(cfg: SchedulerConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+    return lambda step: lr_factor(cfg, step, total_steps, steps_per_epoch)
+
+
+def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW over ``groups``; each group gets ``cfg.weight_decay`` unless it sets its own."""
+    groups = [{**g, "weight_decay": g.get("weight_decay", cfg.weight_decay)} for g in groups]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+RUNTIME_KEYS: tuple[str, ...] = (
+    "train.epochs", "train.max_steps", "train.max_minutes", "train.out_dir", "train.resume", "train.device",
+    "train.num_workers", "train.num_threads", "train.progress", "train.tensorboard", "train.log_every_steps",
+    "train.save_every_steps", "train.validate_every_epochs",
+)
+"""Config keys a resumed run may change (with a warning): how long and where it runs, and what it
+prints or saves how often. Changing ``train.epochs`` under the cosine schedule stretches the
+remaining cosine. Any other change (model, data, recipe) stops the resume with the list."""
+
+_ABSENT = "<absent>"
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every leaf where two plain-data configs differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for k in list(old) + [k for k in new if k not in old]:
+            out += config_differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if old == new else [(prefix, old, new)]
+
+
+def resume_differences(
+    saved: dict[str, Any], current: dict[str, Any], runtime_keys: tuple[str, ...], schema: type | None = None
+) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Any, Any]]]:
+    """(allowed, refused) differences between a checkpoint's config and the current one.
+
+    ``saved`` is first rebuilt through ``schema`` (the stage config class; TrainConfig for the
+    ``train`` part when None) so that fields added since it was written count at their defaults.
+    A key is allowed when it equals, or lies under, one of ``runtime_keys``.
+    """
+    from seld.config import from_dict
+
+    try:
+        if schema is not None:
+            saved = to_dict(from_dict(schema, saved, source="saved config"))
+        else:
+            saved = {"train": to_dict(from_dict(TrainConfig, saved.get("train", {}), source="saved config"))}
+    except ConfigError:
+        pass  # the schema changed since: compare the raw data
+    allowed, refused = [], []
+    for key, a, b in config_differences(saved, current):
+        ok = any(key == k or key.startswith(k + ".") for k in runtime_keys)
+        (allowed if ok else refused).append((key, a, b))
+    return allowed, refused
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 Validator = Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], dict[str, float]]
@@ -147,8 +246,14 @@ class Trainer:
         val_set: Dataset | None = None,
         validator: Validator | None = None,
         resolved_config: Any = None,
+        runtime_keys: tuple[str, ...] = (),
     ):
+        """``resolved_config``: the stage's whole config (saved with the run and every checkpoint,
+        compared on resume); ``runtime_keys``: dotted keys of it that a resume may change besides
+        :data:`RUNTIME_KEYS`."""
         self.cfg = cfg
+        self.resolved_config = resolved_config
+        self.runtime_keys = RUNTIME_KEYS + tuple(runtime_keys)
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
         self.dist = init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -173,9 +278,8 @@ class Trainer:
             raise ConfigError(
                 f"train.batch_size={cfg.batch_size} exceeds the {len(self.sampler)} training clips per process"
             )
-        groups = task.param_groups(cfg.lr)
-        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        total = cfg.max_steps or cfg.epochs * self.steps_per_epoch
+        self.optimizer = build_optimizer(task.param_groups(cfg.lr), cfg)
+        total = cfg.epochs * self.steps_per_epoch  # not max_steps: a stop must not reshape the schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _schedule(cfg.scheduler, total, self.steps_per_epoch)
         )
@@ -184,7 +288,10 @@ class Trainer:
         self.global_step = 0
         self.best: dict[str, float] = {"F": -math.inf, "loss": math.inf}
         self.history: list[dict[str, float]] = []
+        self._loss_sum, self._loss_count = 0.0, 0
+        """Running train-loss sum and step count of the current epoch (checkpointed)."""
         self.writer = None
+        resumed = self._maybe_resume()  # before anything is written: a refused resume leaves the run as it was
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if resolved_config is not None:
@@ -192,8 +299,10 @@ class Trainer:
             if cfg.tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
-        self._maybe_resume()
+                # On resume, TensorBoard hides the earlier session's points after the checkpoint
+                # (steps it will log again), so every step and every epoch keeps one point.
+                purge = self.global_step + 1 if resumed else None
+                self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=purge)
 
     # ----------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
@@ -206,7 +315,13 @@ class Trainer:
             "best": dict(self.best),
             "history": list(self.history),
             "task": self.task.checkpoint_extras(),
+            "epoch_loss": {"sum": self._loss_sum, "count": self._loss_count},
+            "config": self._config_dict(),
         }
+
+    def _config_dict(self) -> dict[str, Any]:
+        """The run's config as plain data (the whole stage config, or ``{"train": ...}`` without one)."""
+        return to_dict(self.resolved_config) if self.resolved_config is not None else {"train": to_dict(self.cfg)}
 
     def save(self, name: str) -> Path | None:
         """Write ``<out_dir>/checkpoints/<name>.pt`` on rank 0 (atomically)."""
@@ -214,14 +329,16 @@ class Trainer:
             return None
         return save_checkpoint(self.ckpt_dir / f"{name}.pt", self._state())
 
-    def _maybe_resume(self) -> None:
+    def _maybe_resume(self) -> bool:
+        """Restore ``last.pt`` (or ``train.resume``'s path) after checking its config; True if resumed."""
         resume = self.cfg.resume
         if resume == "never":
-            return
+            return False
         path = self.ckpt_dir / "last.pt" if resume == "auto" else Path(resume)
         if resume == "auto" and not path.is_file():
-            return
+            return False
         ckpt = load_checkpoint(path, map_location=self.device)
+        self._check_resume_config(ckpt, path)
         load_model_state(self.task, ckpt["model"], str(path))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -230,8 +347,43 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = prog["epoch"], prog["step_in_epoch"], prog["global_step"]
         self.best = dict(ckpt.get("best", self.best))
         self.history = list(ckpt.get("history", []))
+        running = ckpt.get("epoch_loss", {"sum": 0.0, "count": 0})
+        self._loss_sum, self._loss_count = float(running["sum"]), int(running["count"])
         if self.dist.is_main:
             print(f"resumed from {path}: epoch {self.epoch}, step {self.global_step}")
+        return True
+
+    def _check_resume_config(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Compare this run's config with the one ``ckpt`` was trained with (see :func:`resume_differences`).
+
+        Run-time keys (:attr:`runtime_keys`) may differ, with a warning; any other difference
+        (model, data, recipe) raises ConfigError listing them, before any state is loaded.
+        """
+        saved = ckpt.get("config")
+        if saved is None:  # checkpoints written before configs were stored in them
+            saved_file = path.parent.parent / "config.resolved.yml"
+            if not saved_file.is_file():
+                if self.dist.is_main:
+                    warnings.warn(f"{path}: no saved config to compare with; resuming unchecked", stacklevel=3)
+                return
+            from seld.config import read_yaml
+
+            saved = read_yaml(saved_file)
+        current = self._config_dict()
+        schema = type(self.resolved_config) if self.resolved_config is not None else None
+        allowed, refused = resume_differences(saved, current, self.runtime_keys, schema)
+        if refused:
+            lines = "\n".join(f"  {k}: {_short(a)} -> {_short(b)}" for k, a, b in refused)
+            raise ConfigError(
+                f"cannot resume from {path}: the config differs from the one this run was trained with in "
+                f"key(s) that change the model, data or recipe:\n{lines}\n"
+                f"Start a new run instead: set train.resume=never (this run's checkpoints are then overwritten) "
+                f"or a new train.out_dir; keys a resume may change: {', '.join(self.runtime_keys)}"
+            )
+        allowed = [d for d in allowed if d[0] not in ("train.resume", "train.out_dir")]  # how it was started
+        if allowed and self.dist.is_main:
+            lines = "; ".join(f"{k}: {_short(a)} -> {_short(b)}" for k, a, b in allowed)
+            warnings.warn(f"resuming {path} with changed run-time setting(s): {lines}", stacklevel=3)
 
     # ----------------------------------------------------------------- loops
     def _loader(self, dataset: Dataset, sampler: Any) -> DataLoader:
@@ -274,14 +426,16 @@ class Trainer:
                 if stopped:
                     self.save("last")
                     break
-                record = {"epoch": float(self.epoch), "train_loss": self._epoch_loss}
+                record = {"epoch": float(self.epoch), "train_loss": self._loss_sum / max(1, self._loss_count)}
                 if self.val_set is not None and (self.epoch + 1) % cfg.validate_every_epochs == 0:
                     record.update(self.validate())
                 self.epoch += 1
                 self.step_in_epoch = 0
+                self._loss_sum, self._loss_count = 0.0, 0
                 self.history.append(record)
                 self._after_epoch(record)
                 self.save("last")
+                self._log_epoch(record)  # after the save: a crash in between loses a point, never doubles one
                 barrier(self.dist)
         finally:
             if self.writer is not None:
@@ -300,6 +454,17 @@ class Trainer:
         line = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "epoch")
         print(f"epoch {int(record['epoch']) + 1}/{self.cfg.epochs}: {line}", flush=True)
 
+    def _log_epoch(self, record: dict[str, float]) -> None:
+        """One TensorBoard point per finished epoch (x = epoch number, 1-based) for each epoch value."""
+        if self.writer is None:
+            return
+        step = int(record["epoch"]) + 1
+        self.writer.add_scalar("epoch/train_loss", record["train_loss"], step)
+        for k, v in record.items():
+            if k.startswith("val_"):
+                self.writer.add_scalar(f"val/{k[4:]}", v, step)
+        self.writer.flush()
+
     def _train_epoch(self) -> bool:
         """One (possibly resumed) epoch; returns True when ``max_steps`` stopped it early."""
         from tqdm import tqdm
@@ -309,7 +474,6 @@ class Trainer:
         self.sampler.set_epoch(self.epoch, start_index=self.step_in_epoch * cfg.batch_size)
         loader = self._loader(self.train_set, self.sampler)
         self.model.train()
-        total, count = 0.0, 0
         bar = tqdm(
             loader,
             total=self.steps_per_epoch - self.step_in_epoch,
@@ -330,8 +494,8 @@ class Trainer:
             self.step_in_epoch += 1
             self.global_step += 1
             loss = float(all_reduce_mean(out.loss.detach().float(), self.dist))
-            total += loss
-            count += 1
+            self._loss_sum += loss  # carried in the checkpoint: a resumed epoch reports the full mean
+            self._loss_count += 1
             bar.set_postfix(loss=f"{loss:.4f}")
             if self.writer is not None and self.global_step % max(1, cfg.log_every_steps) == 0:
                 self.writer.add_scalar("train/loss", loss, self.global_step)
@@ -341,12 +505,9 @@ class Trainer:
                     self.writer.add_scalar(f"lr/{group.get('name', i)}", group["lr"], self.global_step)
             if cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0:
                 self.save("last")
-            if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
-                self._epoch_loss = total / max(1, count)
+            # max_steps at the epoch's last step lets the epoch finish (validation, best checkpoints)
+            if cfg.max_steps is not None and self.global_step >= cfg.max_steps and self.step_in_epoch < self.steps_per_epoch:
                 return True
-        self._epoch_loss = total / max(1, count)
-        if self.writer is not None:
-            self.writer.add_scalar("epoch/train_loss", self._epoch_loss, self.epoch + 1)
         return False
 
     @torch.no_grad()
@@ -379,18 +540,20 @@ class Trainer:
         return all_preds, all_targets, tot / max(1, cnt)
 
     def validate(self) -> dict[str, float]:
-        """Validation loss and (with a validator) DCASE2025 metrics; logged to TensorBoard."""
+        """Validation loss and (with a validator) DCASE2025 metrics (``fit`` logs them to TensorBoard)."""
         assert self.val_set is not None
         preds, targets, loss = self.predict(self.val_set)
         record = {"val_loss": loss}
         if self.validator is not None:
             for k, v in self.validator(preds, targets).items():
                 record[f"val_{k}"] = v
-        if self.writer is not None:
-            for k, v in record.items():
-                self.writer.add_scalar(f"val/{k[4:]}", v, self.epoch + 1)
         self.task.train()
         return record
+
+    @property
+    def finished(self) -> bool:
+        """True when the run reached ``train.epochs`` or ``train.max_steps`` (not when stopped otherwise)."""
+        return self.epoch >= self.cfg.epochs or (self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -30,12 +30,34 @@ def test_csv_round_trip_is_exact(tmp_path: Path):
     assert read_metadata_csv(out) == events
 
 
-def test_reader_folds_azimuth(tmp_path: Path):
+@pytest.mark.parametrize("az", [200, 91, -91, -150, 120])
+def test_label_azimuth_outside_front_half_plane_names_file_and_line(tmp_path: Path, az: int):
+    # issue 13.2: 200 used to be folded silently to -20
     p = tmp_path / "f.csv"
-    p.write_text(HEADER + "0,2,0,120,200,0\n1,2,0,-150,200,0\n")
-    events = read_metadata_csv(p)
-    assert [e.azimuth for e in events] == [60.0, -30.0]
-    assert [e.azimuth for e in read_metadata_csv(p, fold=False)] == [120.0, -150.0]
+    p.write_text(HEADER + "0,2,0,10,200,0\n" + f"1,2,0,{az},200,0\n")
+    with pytest.raises(DataError) as exc:
+        read_metadata_csv(p)
+    assert f"{p}:3" in str(exc.value) and f"azimuth {az} outside [-90, 90]" in str(exc.value)
+
+
+def test_label_azimuth_limits_are_kept_unchanged(tmp_path: Path):
+    p = tmp_path / "f.csv"
+    p.write_text(HEADER + "0,2,0,90,200,0\n1,2,0,-90,200,0\n2,2,0,0,200,0\n")
+    assert [e.azimuth for e in read_metadata_csv(p)] == [90.0, -90.0, 0.0]
+
+
+def test_prediction_azimuths_are_folded_and_limited_to_the_circle(tmp_path: Path):
+    p = tmp_path / "f.csv"
+    p.write_text(HEADER + "0,2,0,120,200,0\n1,2,0,-150,200,0\n2,2,0,180,200,0\n")
+    assert [e.azimuth for e in read_metadata_csv(p, predictions=True)] == [60.0, -30.0, 0.0]
+    p.write_text(HEADER + "0,2,0,181,200,0\n")
+    with pytest.raises(DataError, match=rf"{p.name}:2: azimuth 181 outside \[-180, 180\]"):
+        read_metadata_csv(p, predictions=True)
+
+
+def test_writer_folds_so_written_csvs_read_back_as_labels(tmp_path: Path):
+    out = write_metadata_csv(tmp_path / "p.csv", [Event(0, 1, 0, 120.4, 100.0), Event(1, 1, 0, -170.0, 100.0)])
+    assert [e.azimuth for e in read_metadata_csv(out)] == [60.0, -10.0]
 
 
 def test_header_only_csv_is_valid(tmp_path: Path):

@@ -129,14 +129,20 @@ def test_missing_label_file_fails_that_clip(dataset: Path) -> None:
     assert "no label file" in report.failed[0][1]
 
 
+def cli_args(dataset: Path) -> list[str]:
+    """``seld features --no-progress --config <tiny config>`` for the test dataset."""
+    config = dataset / "features.yml"
+    config.write_text(
+        f"dataset_root: {dataset / 'data'}\noutput_dir: {dataset / 'feat'}\nsplits: [{SPLIT}]\n"
+        f"train_splits: [{SPLIT}]\nchannels: [{', '.join(FAST)}]\nworkers: 1\n"
+    )
+    return ["features", "--no-progress", "--config", str(config)]
+
+
 def test_cli_exits_non_zero_and_lists_failed_clips(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = dataset / "data" / "stereo_dev" / SPLIT / "fold3_room2_mix002.wav"
     bad.write_bytes(b"garbage")
-    args = [
-        "features", "--no-progress",
-        f"dataset_root={dataset / 'data'}", f"output_dir={dataset / 'feat'}",
-        f"splits=[{SPLIT}]", f"train_splits=[{SPLIT}]", f"channels=[{', '.join(FAST)}]", "workers=1",
-    ]
+    args = cli_args(dataset)
     assert seld_main(args) == 1
     err = capsys.readouterr().err
     assert "fold3_room2_mix002" in err and str(bad) in err
@@ -148,3 +154,148 @@ def test_cli_exits_non_zero_and_lists_failed_clips(dataset: Path, capsys: pytest
     assert seld_main(args) == 0
     assert seld_main(["features", "merge", *args[1:]]) == 0
     assert seld_main(["features", "bogus"]) == 1
+
+
+# --- failures reported before the merge (issue 13.1) -------------------------------------------
+
+
+@pytest.mark.parametrize("action", [[], ["extract"]])
+def test_every_failed_clip_is_listed_before_the_merge(dataset, capsys, action) -> None:
+    wavs = sorted((dataset / "data" / "stereo_dev" / SPLIT).glob("*.wav"))
+    for wav in wavs:
+        wav.write_bytes(b"garbage")  # every clip of the split fails: the merge then stops
+    rc = seld_main([cli_args(dataset)[0], *action, *cli_args(dataset)[1:]])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "features: 0 clips computed, 0 already done, 4 failed" in out
+    assert "4 clip(s) failed:" in err
+    for wav in wavs:
+        assert f"  {wav.stem}: {wav}: unreadable" in err
+    if not action:  # the merge error comes after the list of failures
+        assert err.index("4 clip(s) failed:") < err.index("no complete per-clip feature files")
+
+
+# --- silent audio (issue 13.3) ---------------------------------------------------------------
+
+
+def test_silent_wav_with_events_and_silent_channel_are_warned_and_counted(dataset, capsys) -> None:
+    from seld.data.audio import write_stereo
+
+    root = dataset / "data"
+    silent = root / "stereo_dev" / SPLIT / "fold3_room0_mix000.wav"
+    write_stereo(silent, np.zeros((2, 120000), np.float32))
+    one_side = root / "stereo_dev" / SPLIT / "fold3_room1_mix001.wav"
+    audio = load_stereo(one_side)
+    audio[1] = 0.0
+    write_stereo(one_side, audio)
+    quiet = root / "stereo_dev" / SPLIT / "fold3_room2_mix002.wav"  # silent and labelled silent: fine
+    write_stereo(quiet, np.zeros((2, 120000), np.float32))
+    (root / "metadata_dev" / SPLIT / "fold3_room2_mix002.csv").write_text("frame,class,source,azimuth,distance,onscreen\n")
+
+    assert seld_main(cli_args(dataset)) == 0
+    out, err = capsys.readouterr()
+    assert "4 clips computed, 0 already done, 0 failed, 2 with silent audio" in out
+    csv = root / "metadata_dev" / SPLIT / "fold3_room0_mix000.csv"
+    assert f"warning: {silent}: audio is digital silence but {csv} lists 40 event row(s)" in err
+    assert f"warning: {one_side}: the right (channel 1) channel is digital silence" in err
+    assert str(quiet) not in err
+    report = extract_features(make_cfg(dataset), progress=False)  # all done already: nothing to warn
+    assert (report.skipped, report.warnings) == (4, [])
+
+
+# --- config.yml only after a successful start (issue 13.14) ------------------------------------
+
+
+def test_failed_run_leaves_no_config_file(dataset: Path) -> None:
+    from seld.errors import DataError
+
+    cfg = make_cfg(dataset)
+    cfg.dataset_root = str(dataset / "missing")
+    with pytest.raises(DataError, match="dataset root not found"):
+        extract_features(cfg, progress=False)
+    assert not Path(cfg.output_dir).exists()
+
+    cfg = make_cfg(dataset)
+    for wav in (dataset / "data" / "stereo_dev" / SPLIT).glob("*.wav"):
+        wav.write_bytes(b"garbage")
+    report = extract_features(cfg, progress=False)
+    assert len(report.failed) == 4
+    assert not (Path(cfg.output_dir) / "config.yml").exists()
+
+
+# --- one writer per output folder; workers die with their parent (issue 13.13) ------------------
+
+_HOLD_LOCK = """
+import sys, time
+from seld.features.extract import output_lock
+with output_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_second_extraction_on_a_locked_folder_stops_naming_the_holder(dataset, capsys) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from seld.features.extract import FolderLockedError
+
+    cfg = make_cfg(dataset)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, cfg.output_dir], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FolderLockedError) as exc:
+            extract_features(cfg, progress=False)
+        assert f"pid {holder.pid} on host {socket.gethostname()}" in str(exc.value)
+        assert not list(Path(cfg.output_dir).glob("clips/*/*.h5"))  # no work was duplicated
+        assert seld_main(cli_args(dataset)) == 1
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert extract_features(cfg, progress=False).done == 4  # the lock went with its holder
+
+
+_POOL_PARENT = """
+import multiprocessing, os, time
+from seld.features.extract import _worker_init
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(1, initializer=_worker_init, initargs=(os.getpid(),))
+    worker = pool.apply(os.getpid)
+    pool.apply_async(time.sleep, (120,))
+    print(worker, flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\tZ" not in next(line for line in f if line.startswith("State:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(_POOL_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 15
+        while _alive(worker) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        parent.kill()
