@@ -15,9 +15,9 @@ bins or taps): ``R`` is Hermitian with ``R[k, k+m] = sum_s lam[s+d+k] z_m[s]``, 
 products ``z_m[s] = y[s] conj(y[s-m])`` (m = 0 .. d+K-1) do not change between iterations and
 ``lam[s+d+k]`` is a Hankel matrix of the weights. So each iteration is ONE real x complex batched
 matmul ``[lam; Hankel(lam)] (K+1, T) @ z (T, d+K)`` per (clip, bin) that gives the upper triangle
-of ``R`` (as lags) and ``P`` together; a gather lays the lower triangle out column-major for a
-batched Cholesky solve (LU, then a pseudo-inverse where Cholesky fails, as nara_wpe falls back
-from ``solve`` to ``lstsq``); the prediction ``G^H ytil`` is an FFT convolution.
+of ``R`` (as lags) and ``P`` together; a gather lays out the full Hermitian ``R`` for a batched
+solve (CPU: numpy's LU ``solve`` as nara_wpe, GPU: Cholesky; a pseudo-inverse where ``R`` is
+singular, as nara_wpe falls back to ``lstsq``); the prediction ``G^H ytil`` is an FFT convolution.
 
 Cost per clip (F = 513 bins, T = 251 frames, K = 60, d = 5, 5 iterations), real multiply-add =
 2 FLOP: the matmul is ``5 * 513 * 61 * 251 * 130 * 2`` = 10.2 GFLOP, of which the needed
@@ -42,8 +42,8 @@ from seld.features.params import WpeConfig
 EPS_SCALE = 1e-10
 """nara_wpe's power floor relative to the clip's largest power (``_stable_positive_inverse``)."""
 
-CHUNK_BYTES = 512 * 2**20
-"""Soft memory budget of one chunk's lag products; clips are processed in chunks that fit it."""
+CHUNK_BYTES = 2**30
+"""GPU: memory budget of one chunk's lag products (134 MB per clip in complex128)."""
 
 ROWS = 256
 """(clip, bin) rows whose normal equations are formed and solved together: bounds the
@@ -89,51 +89,70 @@ def _inverse_power(x: torch.Tensor, psd_context: int) -> torch.Tensor:
     return torch.where(peak > 0, inverse, torch.ones_like(inverse))  # silent clip: nara_wpe uses 1
 
 
-def _solve_hermitian(lower: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``r^-1 p`` for Hermitian ``r (N, K, K)`` given by its lower triangle ``lower`` (the rest is
-    ignored), ``p (N, K, 1)``: Cholesky, else LU, else the pseudo-inverse."""
-    chol, info = torch.linalg.cholesky_ex(lower)
+def _pinv_solve(r: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Minimum-norm ``r^+ p`` with numpy's lstsq cutoff (nara_wpe's fallback for singular ``r``)."""
+    rtol = torch.finfo(r.real.dtype).eps * r.shape[-1]
+    return torch.linalg.pinv(r, rtol=rtol, hermitian=True) @ p
+
+
+def _solve_hermitian(r: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``r^-1 p`` for Hermitian positive (semi-)definite ``r (N, K, K)``, ``p (N, K, 1)``.
+
+    On the CPU: numpy's batched LU ``solve``, exactly nara_wpe's call (LAPACK's batched loop in
+    numpy costs less than torch's Cholesky with its copies); per matrix, the pseudo-inverse where
+    LU finds ``r`` singular (nara_wpe: ``lstsq``). On a GPU: batched Cholesky, LU where that
+    fails, the pseudo-inverse where both do.
+    """
+    if r.device.type == "cpu":
+        try:
+            return torch.from_numpy(np.linalg.solve(r.numpy(), p.numpy()))
+        except np.linalg.LinAlgError:
+            g, info = torch.linalg.solve_ex(r, p)
+            bad = info != 0
+            if bool(bad.any()):
+                g[bad] = _pinv_solve(r[bad], p[bad])
+            return g
+    chol, info = torch.linalg.cholesky_ex(r)
     g = torch.cholesky_solve(p, chol)
     bad = info != 0
     if bool(bad.any()):
-        idx = bad.nonzero().squeeze(1)
-        tri = lower[idx].tril()
-        r = tri + tri.mH - torch.diag_embed(tri.diagonal(dim1=-2, dim2=-1))
-        idx_local = torch.arange(idx.numel(), device=idx.device)
-        g_lu, info_lu = torch.linalg.solve_ex(r, p[idx])
+        g_lu, info_lu = torch.linalg.solve_ex(r[bad], p[bad])
         still = info_lu != 0
         if bool(still.any()):
-            j = idx_local[still]
-            # numpy's lstsq default cutoff (nara_wpe's fallback for singular matrices)
-            rtol = torch.finfo(r.real.dtype).eps * r.shape[-1]
-            g_lu[j] = torch.linalg.pinv(r[j], rtol=rtol, hermitian=True) @ p[idx[j]]
-        g[idx] = g_lu
+            g_lu[still] = _pinv_solve(r[bad][still], p[bad][still])
+        g[bad] = g_lu
     return g
 
 
 @functools.lru_cache(maxsize=8)
-def _lower_gather(k: int, d: int, device: str) -> torch.Tensor:
-    """Flat index into ``prod (K+1, d+K)`` giving ``s[l, k'] = prod[1+l, d+K-1+l-k']``: the lower
-    triangle of R (k' >= l) stored column-major; entries above the diagonal are never read."""
+def _hermitian_gather(k: int, d: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat index into ``prod (K+1, d+K)`` (``prod[1+k', d+K-1-m] = conj(R[k', k'+m])``) and the
+    sign of the imaginary part that give the full ``R (K, K)``, row-major: ``prod`` at the mirror
+    position below the diagonal, its conjugate on and above it."""
     lags = d + k
-    col = torch.arange(k).view(1, -1)  # k' (row of R)
-    row = torch.arange(k).view(-1, 1)  # l (column of R)
-    lag = (col - row).clamp(min=0)
-    return ((1 + row) * lags + (d + k - 1 - lag)).reshape(-1).to(device)
+    row = torch.arange(k).view(-1, 1)
+    col = torch.arange(k).view(1, -1)
+    index = (1 + torch.minimum(row, col)) * lags + (d + k - 1 - (col - row).abs())
+    sign = torch.where(col >= row, -1.0, 1.0).to(dtype)
+    return index.reshape(-1).to(device), sign.to(device)
 
 
-def _wpe_chunk(y: torch.Tensor, cfg: WpeConfig) -> torch.Tensor:
-    """WPE of ``y (b, F, T)`` complex (already in the working dtype) -> ``(b, F, T)``."""
+def _wpe_chunk(y: torch.Tensor, cfg: WpeConfig, buffer: torch.Tensor) -> torch.Tensor:
+    """WPE of ``y (b, F, T)`` complex (already in the working dtype) -> ``(b, F, T)``.
+
+    ``buffer``: at least ``b * F * T * (d + K)`` elements of ``y``'s dtype for the lag products
+    (reused across chunks: fresh memory of this size costs page faults on every use).
+    """
     b, nf, t = y.shape
     k, d = cfg.taps, cfg.delay
     lags = d + k
     n = b * nf
     yr = y.reshape(n, t)
-    rows = max(1, min(n, ROWS))
+    rows = -(-n // -(-n // ROWS))  # at most ROWS, in equal chunks
     # Conjugated lag products conj(y[s]) y[s - m] for m = 0 .. d+K-1, fixed across iterations.
     # Lags are in DESCENDING order (column j holds lag d+K-1-j: unfold's natural order, which
     # saves flipping this big table; the small results are indexed accordingly).
-    zc = torch.empty(n, t, lags, dtype=y.dtype, device=y.device)
+    zc = buffer[: n * t * lags].view(n, t, lags)
     for i in range(0, n, rows):
         yi = yr[i : i + rows]
         past = torch.nn.functional.pad(yi, (lags - 1, 0)).unfold(-1, lags, 1)  # [s, j] = y[s - (lags-1-j)]
@@ -142,7 +161,7 @@ def _wpe_chunk(y: torch.Tensor, cfg: WpeConfig) -> torch.Tensor:
     # FFT of the observation for the prediction (linear convolution: no wrap-around).
     nfft = _fast_fft_size(t + lags - 1)
     y_f = torch.fft.fft(yr, n=nfft)
-    index = _lower_gather(k, d, str(y.device))
+    index, imag_sign = _hermitian_gather(k, d, str(y.device), zr.dtype)
     weights = torch.empty(rows, k + 1, t, dtype=zr.dtype, device=y.device)
     taps_f = torch.zeros(rows, nfft, dtype=y.dtype, device=y.device)
     x = yr.clone()
@@ -161,8 +180,9 @@ def _wpe_chunk(y: torch.Tensor, cfg: WpeConfig) -> torch.Tensor:
             hl[:, 1:] = lam_pad[i : i + r].unfold(-1, t, 1)[:, d : d + k]
             prod = torch.view_as_complex(torch.matmul(hl, zr[i : i + r]).reshape(r, k + 1, lags, 2))
             p = prod[:, 0, :k].flip(-1).unsqueeze(-1)
-            lower = prod.reshape(r, -1)[:, index].reshape(r, k, k).mT  # column-major lower triangle
-            g = _solve_hermitian(lower, p).squeeze(-1)  # (r, K)
+            full = torch.index_select(prod.reshape(r, -1), 1, index).reshape(r, k, k)
+            torch.view_as_real(full)[..., 1].mul_(imag_sign)
+            g = _solve_hermitian(full, p).squeeze(-1)  # (r, K)
             tf = taps_f[:r]
             tf[:, d : d + k] = g.conj()
             pred = torch.fft.ifft(y_f[i : i + r] * torch.fft.fft(tf), n=nfft)[:, :t]
@@ -181,11 +201,13 @@ def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex12
         raise ValueError(f"WPE input must be complex (clips, freq, frames), got {spec.dtype} {tuple(spec.shape)}")
     y = spec.to(dtype)
     b, nf, t = y.shape
-    per_clip = nf * t * (cfg.taps + cfg.delay) * y.element_size()
-    step = max(1, CHUNK_BYTES // max(per_clip, 1))
-    if step >= b:
-        return _wpe_chunk(y, cfg)
-    return torch.cat([_wpe_chunk(y[i : i + step], cfg) for i in range(0, b, step)])
+    per_clip = nf * t * (cfg.taps + cfg.delay)
+    # CPU: one clip per chunk (its 513 bins already fill the batched matmuls; the lag-product
+    # buffer stays in use and warm); GPU: as many clips as CHUNK_BYTES allows.
+    step = 1 if y.device.type == "cpu" else max(1, CHUNK_BYTES // (per_clip * y.element_size()))
+    step = min(step, b)
+    buffer = torch.empty(step * per_clip, dtype=y.dtype, device=y.device)
+    return torch.cat([_wpe_chunk(y[i : i + step], cfg, buffer) for i in range(0, b, step)])
 
 
 def wpe_reference(spec: np.ndarray, cfg: WpeConfig) -> np.ndarray:
