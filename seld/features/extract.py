@@ -131,8 +131,9 @@ def compute_batch_features(
 ) -> dict[str, np.ndarray]:
     """Features of a batch of equally long stereo clips ``(B, 2, n)``: name -> float32 ``(B, T, M)``.
 
-    THE batch entry point (extraction and inference): one STFT for both channels of every clip,
-    one mel product for every channel, one WPE for the batch. T = 5 x ceil(n / 2400) at hop 480
+    THE batch entry point (extraction and inference): the spectra of both channels of every clip
+    are computed once and shared by all feature channels, every mel-filtered quantity goes
+    through one matrix product, and WPE runs on the whole batch. T = 5 x ceil(n / 2400) at hop 480
     and 24 kHz (250 for a 5 s clip); see :mod:`seld.features.stft` for the padding and trimming.
     ``device`` (``"cpu"``, ``"cuda"``, a torch.device; default ``cfg.device``) is where it is
     computed; the result is always on the CPU. A clip's features do not depend on the other clips
