@@ -64,8 +64,9 @@ class FeatureConfig:
     """Where features (STFT, mel, WPE) are computed. ``cuda`` runs in this process on the first
     visible GPU (``workers`` is then ignored) and fails with a clear error when none is visible."""
     batch_size: int = 4
-    """Clips computed together as one batch (one STFT, one mel product, one WPE for the batch).
-    WPE keeps ~134 MB per clip of lag products in float64: mind memory with large batches."""
+    """Clips computed together as one batch (shared spectra, one mel product, one WPE call).
+    WPE needs 134 MB of lag products per clip it works on: one clip at a time on a CPU, up to
+    1 GiB worth of clips at a time on a GPU."""
     workers: int = 0
     """Parallel worker processes on CPU; 0 = one per CPU core, 1 = run in this process."""
 
