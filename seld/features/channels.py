@@ -1,7 +1,8 @@
 """Feature channels of spec section 4, registered by name; a config lists which to compute.
 
 Every channel is a function of a :class:`FeatureContext` (a batch of stereo clips with lazily
-computed, shared intermediates) returning ``(B, T, n_mels)`` float64.
+computed, shared intermediates) returning ``(B, T, n_mels)`` (float32 from the mel product,
+float64 for ``ipd_*``; stored as float32).
 
 Definitions (L, R: STFTs of the left/right channel; ``mel(.)``: Slaney mel filterbank applied
 per frame; ``dB(p) = 10 log10(max(p, amin))``):
@@ -13,6 +14,7 @@ per frame; ``dB(p) = 10 log10(max(p, amin))``):
   in [-1, 1] (|Re(Y W*)| <= |Y||W| <= (|W|^2 + |Y|^2) / 2); it equals
   mel(|L|^2 - |R|^2) / mel(|L|^2 + |R|^2), so a source panned as L = (1 + s)x, R = (1 - s)x
   (s = sin azimuth) gives exactly 2s / (1 + s^2): positive on the left, negative on the right.
+  It is computed in that second form, from the two mel powers of L and R.
 * ``ipd_cos``, ``ipd_sin``: cos / sin of the phase of L R* per bin (phase 0 where L or R is 0),
   averaged over each mel band with the filter weights normalised to sum 1. The config name
   ``ipd`` is a group that expands to both.
@@ -41,7 +43,6 @@ from seld.errors import ConfigError
 from seld.features.params import MelConfig, StftConfig, WpeConfig
 from seld.features.stft import mel_basis, mel_filter, power_to_db, stft
 from seld.features.wpe import wpe
-
 
 MEL_DTYPE = torch.float32
 """Precision of the mel product: the per-bin powers are computed in float64 from float64 spectra
@@ -82,10 +83,6 @@ class FeatureContext:
         self.sample_rate = sample_rate
         self.basis = mel_basis(mel_cfg, stft_cfg.n_fft, sample_rate).to(self.audio.device)  # (M, F)
         self._mel: dict[str, torch.Tensor] = {}
-
-    def to_mel(self, per_bin: torch.Tensor) -> torch.Tensor:
-        """Mel-filtered ``(..., F, T)`` -> ``(..., T, M)``."""
-        return mel_filter(per_bin, self.basis)
 
     def db(self, power: torch.Tensor) -> torch.Tensor:
         """``10 log10(max(power, amin))``, same shape."""
