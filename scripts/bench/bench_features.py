@@ -11,8 +11,8 @@ prints, in ONE process and run, side by side (medians of ``--repeats``, seconds 
    against batches of ``--batch-size`` (on a CPU, batches beyond ~4 clips outgrow the caches);
 2. with WPE (+ direct_logmel, reverb_logmel): the old per-clip path (front end + nara_wpe on W,
    BLAS held to 1 thread) against the batched torch WPE;
-3. a whole extraction run to HDF5 (``seld features`` with ``--workers``), clips/s, and its peak
-   memory (resident set of the process that computes, measured in a child process);
+3. a whole extraction run to HDF5 (``seld features`` with ``--workers``), clips/s, and the peak
+   memory of one in a single process (its resident set, measured in a child process);
 4. the peak memory of merging a split of ``--merge-clips`` per-clip files and of 4x as many
    (merge + normalisation statistics; both streamed, so the two peaks should match);
 5. reads of the training dataset from the merged file (items/s).
@@ -27,6 +27,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "2")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import multiprocessing  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -203,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         t_new_wpe = median_time(lambda: in_batches(audio, WITH_WPE, cfg, args.batch_size, args.device), args.repeats) / n
 
         base = in_child(_child_baseline, None)
-        s_ext, rss_ext, done = in_child(_child_extract, cfg)
+        one = dataclasses.replace(cfg, workers=1, output_dir=str(work / "feat_1worker"))
+        s_one, rss_ext, done_one = in_child(_child_extract, one)  # computes in the measured process
+        s_ext, _, done = in_child(_child_extract, cfg) if args.workers > 1 else (s_one, rss_ext, done_one)
 
         small, large = args.merge_clips, 4 * args.merge_clips
         merge_rows = []
@@ -220,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         from seld.data.dataset import SeldDataset, StreamConfig
         from seld.features.merge import merge_splits
 
-        merge_splits(cfg)
-        ds = SeldDataset(work / "feat" / f"{SYNTH_TRAIN_SPLIT}.h5", work / "feat" / "normalization.json",
+        merge_splits(one)
+        ds = SeldDataset(work / "feat_1worker" / f"{SYNTH_TRAIN_SPLIT}.h5", work / "feat_1worker" / "normalization.json",
                          StreamConfig(), train=True, seed=0)
         order = np.random.default_rng(args.seed).integers(len(ds), size=200)
         ds[0]
@@ -237,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"features with WPE:    per clip + nara_wpe {t_old_wpe:7.4f} s/clip | batched torch WPE {t_new_wpe:7.4f} s/clip"
           f" | {t_old_wpe / t_new_wpe:5.1f}x  (target <= 0.15)")
     print(f"extraction to HDF5 with WPE, {args.workers} workers: {done} clips in {s_ext:.1f} s = {done / s_ext:.2f} clips/s "
-          f"(incl. process start-up); peak RSS of the extracting process {rss_ext:.0f} MiB "
-          f"(imports alone {base:.0f} MiB; workers not counted)")
+          f"(incl. process start-up)")
+    print(f"extraction to HDF5 with WPE, 1 process, batch {args.batch_size}: {done_one} clips in {s_one:.1f} s; "
+          f"peak RSS {rss_ext:.0f} MiB (imports alone {base:.0f} MiB)")
     for count, size, s_merge, rss_merge in merge_rows:
         print(f"merge + normalisation of {count:5d} clips ({size:7.1f} MiB merged): {s_merge:6.1f} s, "
               f"peak RSS {rss_merge:.0f} MiB")

@@ -45,7 +45,7 @@ def test_bench_features_prints_old_new_and_memory(tmp_path: Path) -> None:
     out = proc.stdout
     print(out)
     for label in ("features without WPE: one clip per call", "features with WPE:    per clip + nara_wpe",
-                  "extraction to HDF5", "merge + normalisation of     2 clips", "merge + normalisation of     8 clips",
+                  "extraction to HDF5 with WPE, 1 workers", "extraction to HDF5 with WPE, 1 process", "merge + normalisation of     2 clips", "merge + normalisation of     8 clips",
                   "merge peak memory growth", "training dataset reads"):
         assert label in out, label
     assert (tmp_path / "work" / "merge8" / "dev-train-synth.h5").is_file()
