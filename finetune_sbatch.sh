@@ -4,9 +4,17 @@
 #   sbatch finetune_sbatch.sh [CONFIG] [key=value overrides ...]
 #   bash   finetune_sbatch.sh configs/RCC-BERT-GREP.yml train.epochs=2
 #
-# CONFIG defaults to finetuning/config.yml. Under SLURM, torchrun starts one process per
-# allocated GPU (DDP over NCCL); without SLURM it runs one process on whatever device exists.
-# A job that is requeued or resubmitted resumes from <train.out_dir>/checkpoints/last.pt.
+# CONFIG defaults to finetuning/config.yml. Under SLURM, srun starts one task per node; each runs torchrun
+# with one process per GPU of its node (DDP over NCCL; gloo on CPU-only nodes), all joined by a
+# c10d rendezvous on the first node. Without SLURM: torchrun --standalone over the visible GPUs, or
+# one process. Edit the #SBATCH lines below for your cluster (README: "Running on a cluster"):
+#   --nodes             machines; the global batch is train.batch_size x nodes x GPUs per node
+#   --gres=gpu:N        GPUs per node (one training process each)
+#   --time              wall-clock limit of one run of the job
+#   --partition         uncomment and name your GPU partition
+#   --signal=USR1@120   warn 120 s before the time limit (or preemption): training finishes its
+#                       step, saves last.pt and exits 75; this script then requeues the job
+#                       (--requeue), and the requeued run resumes bit-exactly from last.pt
 #SBATCH --job-name=textseld-finetune
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
@@ -14,8 +22,11 @@
 #SBATCH --cpus-per-task=8
 #SBATCH --mem=64G
 #SBATCH --time=48:00:00
-#SBATCH --output=logs/%x-%j.out
+##SBATCH --partition=gpu
+#SBATCH --signal=USR1@120
 #SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output=logs/%x-%j.out
 set -euo pipefail
 STAGE=finetune
 DEFAULT_CONFIG=finetuning/config.yml

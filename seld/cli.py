@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
+from typing import Any
 
 from seld import __version__
 from seld.commands import COMMANDS
 from seld.errors import SeldError
+from seld.train.stopping import EXIT_INTERRUPTED, TrainingPreempted
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +36,44 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    previous = _stop_before_training_on_preemption() if args.command in TRAINING_COMMANDS else {}
     try:
         return int(args._run(args) or 0)
     except SeldError as exc:
         print(f"seld {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except TrainingPreempted as exc:  # last.pt saved; the sbatch scripts requeue on this status
+        _say_once(f"seld {args.command}: {exc} (exit {exc.exit_code}: requeue)")
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line instead of a traceback
+        _say_once(f"seld {args.command}: {str(exc) or 'interrupted'}")
+        return EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+TRAINING_COMMANDS = ("pretrain", "finetune")
+"""Subcommands that exit with EXIT_REQUEUE after a preemption signal (the trainer saves first)."""
+
+
+def _stop_before_training_on_preemption() -> dict[int, Any]:
+    """SIGUSR1/SIGTERM outside ``Trainer.fit`` (loading data, building the model): nothing to save,
+    so stop with the requeue status at once; ``fit`` installs its own handlers that finish the step."""
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: object) -> None:
+        raise TrainingPreempted(f"stopped by {signal.Signals(signum).name} outside training (nothing new to save)")
+
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGUSR1, signal.SIGTERM)}
+
+
+def _say_once(line: str) -> None:
+    """Print ``line`` to stderr on the first process of a ``torchrun`` job only."""
+    if os.environ.get("RANK", "0") == "0":
+        print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import torch
 from seld.config import from_dict
 from seld.constants import CLIP_SAMPLES, LABEL_FRAMES
 from seld.data.audio import AudioConfig, load_stereo
+from seld.data.dataset import source_view_batches
 from seld.errors import DataError
 from seld.train.stages import FinetuneTask, LoadedModel
 
@@ -50,12 +51,16 @@ def _windows(model: LoadedModel, audio: np.ndarray) -> tuple[dict[str, torch.Ten
     padded[:, : audio.shape[1]] = audio
     clips = padded.reshape(2, n_windows, CLIP_SAMPLES).transpose(1, 0, 2)  # (windows, 2, samples)
     s = model.streams
-    channels = list(dict.fromkeys(s.src + s.doa + s.dist))
+    views = s.eval_source_views()  # the source input(s) at evaluation (streams.src_eval)
+    channels = s.required_channels(train=False)
     feats = model.normalize(compute_batch_features(np.ascontiguousarray(clips), channels, _feature_config(model)))
-    streams = {
-        name: torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], axis=1), dtype=np.float32))
-        for name, chans in (("src", s.src), ("doa", s.doa), ("dist", s.dist))
-    }  # each (windows, C, 250, 64)
+
+    def stack(chans: list[str]) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], axis=1), dtype=np.float32))
+
+    streams = {"src": stack(views[0]), "doa": stack(s.doa), "dist": stack(s.dist)}  # each (windows, C, 250, 64)
+    if len(views) > 1:  # (windows, V, C, 250, 64): predictions averaged over the views
+        streams["src_views"] = torch.stack([stack(v) for v in views], dim=1)
     return streams, label_frames
 
 
@@ -78,7 +83,8 @@ def predict_recording(model: LoadedModel, audio: np.ndarray, opts: InferenceOpti
     for i in range(0, n, opts.batch_windows):
         batch = {k: v[i : i + opts.batch_windows].to(device) for k, v in streams.items()}
         fn = task.embed if embeddings else task.predict
-        outs.append(fn(batch["src"], batch["doa"], batch["dist"]).float().cpu())
+        views = [fn(b["src"], b["doa"], b["dist"]).float() for b in source_view_batches(batch)]
+        outs.append(torch.stack(views).mean(0).cpu())
     out = torch.cat(outs).reshape(n * LABEL_FRAMES, -1)
     return out[:label_frames].numpy()
 

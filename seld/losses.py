@@ -5,7 +5,8 @@ permutations are A0A0A0, the 6 orderings of B0/B1 over 3 slots and the 6 orderin
 Each permutation is padded with the other groups' canonical permutation (A0A0A0, B0B0B1, C0C1C2),
 so an active class is never compared with zeros. The MSE over the 9 values (3 tracks x
 [x, y, dist]) per (batch, frame, class) is minimised over the 13 permutations, then averaged.
-Distance joins the permutation choice (unlike the baseline, which picks by x, y only).
+Distance joins the permutation choice, as in the official DCASE2025 baseline (whose ADPIT loss
+also compares [x, y, dist] per track when it picks the permutation).
 """
 from __future__ import annotations
 

@@ -20,23 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from seld.config import load_config  # noqa: E402
-from seld.models import ModelConfig, PretrainModel, count_parameters  # noqa: E402
-
-
-def part_counts(model: PretrainModel) -> list[tuple[str, int, int]]:
-    """(part name, total, trainable) of each top-level part and the whole model."""
-    tok = model.tokenizer
-    parts = [
-        (f"source encoder ({model.cfg.tokenizer.source_encoder})", tok.source_encoder),
-        ("doa encoder (rcc)", tok.doa_encoder),
-        ("distance encoder (rcc)", tok.dist_encoder),
-        (f"multi-feature attention {tok.fused_streams}", tok.fusion),
-        ("projections x3", tok.projections),
-        ("tokenizer", tok),
-        ("pre-training head", model.head),
-        ("pre-training model", model),
-    ]
-    return [(name, *count_parameters(m)) for name, m in parts]
+from seld.models import ModelConfig, PretrainModel  # noqa: E402
+from seld.models.summary import format_counts, part_counts, pretrain_parts  # noqa: E402
 
 
 def time_step(model: PretrainModel, batch: int, device: str, repeats: int) -> float:
@@ -74,9 +59,7 @@ def main() -> int:
         with torch.device("meta"):
             model = PretrainModel(cfg, load_pretrained=False)
         print(f"\n== {source.upper()} tokenizer + pre-training head ==")
-        print(f"{'part':48s} {'total':>14s} {'trainable':>14s}")
-        for name, total, trainable in part_counts(model):
-            print(f"{name:48s} {total:14,d} {trainable:14,d}")
+        print(format_counts(part_counts(pretrain_parts(model))))
         if args.time:
             torch.manual_seed(0)
             model = PretrainModel(cfg)

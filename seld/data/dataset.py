@@ -1,7 +1,8 @@
 """The training dataset: clips of a merged feature file, normalised and grouped per encoder.
 
 Each item is ``{"src": (C_src, T, M), "doa": (C_doa, T, M), "dist": (C_dist, T, M),
-"target": (50, 6, 4, 13), "clip_id": str}`` (float32 tensors; T = 250, M = 64 by default),
+"target": (50, 6, 4, 13), "clip_id": str}`` (float32 tensors; T = 250, M = 64 by default;
+evaluation items add ``"src_views": (V, C_src, T, M)`` when ``streams.src_eval`` averages V views),
 where each stream stacks the channels that :class:`StreamConfig` names, each normalised with
 the training-split statistics as ``(x - mean) / max(std, MIN_STD)``.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,6 +23,14 @@ from torch.utils.data import Dataset
 from seld.errors import DataError
 
 STREAMS: tuple[str, ...] = ("src", "doa", "dist")
+
+SOURCE_EVAL_VIEWS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "mid": (("logmel_mid",),),
+    "l": (("logmel_l",),),
+    "r": (("logmel_r",),),
+    "mean_lr": (("logmel_l",), ("logmel_r",)),
+}
+"""``streams.src_eval`` -> the source-stream input(s) at evaluation; several = predictions averaged."""
 
 
 @dataclass
@@ -33,17 +42,38 @@ class StreamConfig:
     dist: list[str] = field(default_factory=lambda: ["direct_logmel", "reverb_logmel"])
     src_train_choices: list[str] = field(default_factory=lambda: ["logmel_l", "logmel_r"])
     """In training, when ``src`` has one channel, use one of these drawn at random per item
-    instead (the authors pick L or R at random); empty disables."""
+    instead (the authors pick L or R at random); empty disables (``src`` is then used throughout)."""
+    src_eval: Literal["mid", "l", "r", "mean_lr"] = "mid"
+    """Source-stream input at validation and inference when training draws it from
+    ``src_train_choices``: ``mid`` (logmel_mid), ``l``, ``r``, or ``mean_lr`` (the model runs on
+    logmel_l and on logmel_r and the two predictions are averaged). Without a random training
+    choice, ``src`` is used at evaluation too and this is ignored."""
 
     def __post_init__(self) -> None:
         for name in STREAMS:
             if not getattr(self, name):
                 raise ValueError(f"stream '{name}' needs at least one feature channel")
+        if self.src_eval not in SOURCE_EVAL_VIEWS:
+            raise ValueError(f"streams.src_eval must be one of {', '.join(SOURCE_EVAL_VIEWS)}, got {self.src_eval!r}")
+
+    @property
+    def random_source(self) -> bool:
+        """Training draws the one source channel from ``src_train_choices``."""
+        return bool(self.src_train_choices) and len(self.src) == 1
+
+    def eval_source_views(self) -> list[list[str]]:
+        """The source-stream channel list(s) at evaluation; predictions over several are averaged."""
+        if not self.random_source:
+            return [list(self.src)]
+        return [list(v) for v in SOURCE_EVAL_VIEWS[self.src_eval]]
 
     def required_channels(self, train: bool) -> list[str]:
         """Every channel an item may read (order of first appearance)."""
-        names = self.src + self.doa + self.dist + (self.src_train_choices if train else [])
-        return list(dict.fromkeys(names))
+        if train:
+            src = self.src_train_choices if self.random_source else self.src
+        else:
+            src = [c for view in self.eval_source_views() for c in view]
+        return list(dict.fromkeys(src + self.doa + self.dist))
 
 
 class SeldDataset(Dataset):
@@ -137,12 +167,13 @@ class SeldDataset(Dataset):
         return self._h5
 
     def source_channels(self, index: int) -> list[str]:
-        """The channel(s) of the source stream for item ``index`` (random choice in training)."""
+        """The channel(s) of the source stream for item ``index`` (random choice in training; the
+        first evaluation view otherwise, see :meth:`StreamConfig.eval_source_views`)."""
         choices = self.streams.src_train_choices
-        if self.train and choices and len(self.streams.src) == 1:
+        if self.train and self.streams.random_source:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             return [choices[int(rng.integers(len(choices)))]]
-        return list(self.streams.src)
+        return self.streams.eval_source_views()[0]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
@@ -160,6 +191,11 @@ class SeldDataset(Dataset):
             name: torch.from_numpy(np.ascontiguousarray(feats[[self.index[c] for c in chans]], dtype=np.float32))
             for name, chans in groups.items()
         }
+        views = self.streams.eval_source_views()
+        if not self.train and len(views) > 1:  # e.g. src_eval: mean_lr -> (views, C_src, T, M)
+            item["src_views"] = torch.stack(
+                [torch.from_numpy(np.ascontiguousarray(feats[[self.index[c] for c in v]], dtype=np.float32)) for v in views]
+            )
         item["target"] = torch.from_numpy(np.asarray(target, dtype=np.float32))
         item["clip_id"] = self.clip_ids[index]
         return item
@@ -181,3 +217,14 @@ class SeldDataset(Dataset):
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def source_view_batches(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batch once per evaluation view of the source stream (``src_views (B, V, C, T, M)``), with
+    ``src`` set to that view; the batch itself when it has a single view. Callers average the
+    predictions over the returned batches (``streams.src_eval: mean_lr``)."""
+    views = batch.get("src_views")
+    if views is None:
+        return [batch]
+    rest = {k: v for k, v in batch.items() if k != "src_views"}
+    return [{**rest, "src": views[:, i]} for i in range(views.shape[1])]

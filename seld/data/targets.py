@@ -2,8 +2,10 @@
 
 Target per clip: ``(frames, 6 dummy tracks, 4 values, 13 classes)``, values
 ``[activity, x = cos az, y = sin az, distance in metres]``. Per frame and class, one event fills
-track A0 (index 0); two fill B0, B1 (1, 2); three or more fill C0, C1, C2 (3..5), extras dropped.
-Each event keeps its own azimuth and distance.
+track A0 (index 0); two fill B0, B1 (1, 2); three or more fill C0, C1, C2 (3..5). Events of one
+(frame, class) keep the order of their CSV rows: with four or more, the first three rows in file
+order are kept and the rest dropped, as the official DCASE2025 baseline's label code does (so our
+targets equal the baseline's). Each event keeps its own azimuth and distance.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ TRACK_SLOTS: dict[int, tuple[int, ...]] = {1: (0,), 2: (1, 2), 3: (3, 4, 5)}
 def build_adpit_target(events: Iterable[Event], num_frames: int = LABEL_FRAMES) -> np.ndarray:
     """Return the float32 ADPIT target ``(num_frames, 6, 4, 13)`` for a clip's events.
 
-    Events at frames >= ``num_frames`` are ignored; events of one (frame, class) are ordered by
-    their ``source`` id, and a fourth or later one is dropped.
+    Events at frames >= ``num_frames`` are ignored; events of one (frame, class) fill their tracks
+    in the order given (file order for :func:`seld.data.metadata.read_metadata_csv`), and a fourth
+    or later one is dropped.
     """
     target = np.zeros((num_frames, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES, NUM_CLASSES), dtype=np.float32)
     groups: dict[tuple[int, int], list[Event]] = defaultdict(list)
@@ -31,7 +34,7 @@ def build_adpit_target(events: Iterable[Event], num_frames: int = LABEL_FRAMES) 
         if 0 <= e.frame < num_frames:
             groups[(e.frame, e.class_idx)].append(e)
     for (frame, cls), group in groups.items():
-        group = sorted(group, key=lambda e: e.source)[:3]
+        group = group[:3]  # first three in file order (the baseline's choice), not by source id
         for slot, e in zip(TRACK_SLOTS[len(group)], group):
             rad = np.deg2rad(e.azimuth)
             target[frame, slot, :, cls] = (1.0, np.cos(rad), np.sin(rad), e.distance_cm / 100.0)

@@ -1,10 +1,11 @@
 """Model parts, one file each, selected by name from YAML (see ``registry``).
 
-* ``conformer``: macaron conformer block.  * ``rcc``: residual CNN-conformer encoder.
+* ``conformer``: macaron conformer block (relative positional MHSA).  * ``rcc``: residual CNN-conformer encoder.
 * ``beats``: BEATs transformer, checkpoint loading, BEATs source encoder.
-* ``fusion``: segment embeddings + multi-feature attention.  * ``projection``: MLP + attentive pooling.
+* ``fusion``: segment embeddings + multi-feature attention.  * ``projection``: MLP + pooling (attention | sum).
 * ``tokenizer``: the three-stream tokenizer.  * ``heads``: pre-training, GREP and TREP heads.
-* ``pretrain``: tokenizer + pre-training head.  * ``summary``: parameter counts.
+* ``pretrain``: tokenizer + pre-training head.  * ``summary``: parameter counts per part.
+* ``lookup``: name -> class lookup shared by ``heads`` and ``registry`` (no import circle).
 """
 from seld.models.beats import (
     BEATs,

@@ -508,8 +508,13 @@ class BeatsEncoderConfig:
     trust_checkpoint: bool = False  # allow torch.load(weights_only=False) for files that need it
     in_channels: int = 1  # BEATs takes exactly one log-mel channel
     patch_size: tuple[int, int] = (5, 16)  # (time, freq) kernel = stride of the new patch embedding
-    layers: list[int] = field(default_factory=lambda: [4, 8, 12])  # 1-based transformer outputs to combine
-    layer_combine: Literal["mean", "weighted"] = "weighted"  # weighted: softmax of learned weights, starts as the mean
+    layers: list[int] = field(default_factory=lambda: [12])
+    """1-based transformer layers whose outputs are used. Default ``[12]``: the last layer only, what
+    the authors' code really uses (it computes 4, 8, 12 but keeps ``extract_features(...)[0]``).
+    ``[4, 8, 12]`` with ``layer_combine`` is our learned mix (an option, not theirs)."""
+    layer_combine: Literal["mean", "weighted"] = "weighted"
+    """Several ``layers``: ``weighted`` = softmax of learned weights (starting as the mean) or ``mean``.
+    Ignored with one layer (no weights are created)."""
     train_layer_norm: bool = False  # spec: trainable = patch embedding, post_extract_proj, projection
     beats: BEATsConfig = field(default_factory=BEATsConfig)
 
@@ -532,8 +537,9 @@ class BeatsSourceEncoder(nn.Module):
     so layer drop, dropout and gradient decay never act on it; gradients still flow through it to
     the patch embedding.
 
-    Layer combination: ``weighted`` (default) mixes the chosen layers' outputs with softmax(w), w a
-    learned vector starting at zero (so training starts from their plain mean); ``mean`` averages.
+    Layers: by default the last layer alone (the authors' code). With several ``layers``,
+    ``weighted`` mixes their outputs with softmax(w), w a learned vector starting at zero (so
+    training starts from their plain mean); ``mean`` averages.
     """
 
     fuse_by_default = False  # spec: with a BEATs source the multi-feature attention sees DOA and distance only
@@ -560,7 +566,7 @@ class BeatsSourceEncoder(nn.Module):
         for name, param in self.beats.named_parameters():
             param.requires_grad_(name.startswith(tuple(trainable)))
 
-        if cfg.layer_combine == "weighted":
+        if cfg.layer_combine == "weighted" and len(self.layers) > 1:
             self.layer_weights = nn.Parameter(torch.zeros(len(self.layers)))
         else:
             self.register_parameter("layer_weights", None)

@@ -1,7 +1,8 @@
 """SELD prediction heads: all return the activated multi-ACCDOA output ``(batch, 50, 117)`` (tanh x, y; ReLU distance).
 
 * ``PretrainHead`` (pre-training, spec section 5): concatenated tokens ``3 * embed_dim`` -> Linear -> 117.
-* ``GrepHead`` (GREP, spec section 6): pooled embedding A -> Linear(E, E) -> activation -> Linear(E, 117).
+* ``GrepHead`` (GREP, spec section 6): pooled embedding A -> Linear(E, E) -> [activation] -> Linear(E, 117);
+  default activation ``none`` (two plain Linear layers, as the authors' fine-tuning code).
 * ``TrepHead`` (TREP): the text encoder's last hidden states at the three token positions,
   concatenated ``3 * embed_dim`` -> Linear -> 117; ``init_from`` starts it from the pre-training head.
 """
@@ -16,8 +17,10 @@ from torch import nn
 from seld.accdoa import activate_output
 from seld.constants import OUTPUT_DIM
 from seld.errors import ConfigError
+from seld.models.lookup import lookup
 
-_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+_ACTIVATIONS = {"none": nn.Identity, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+"""GREP activations between its two Linear layers; ``none`` = the authors' two plain Linear layers."""
 
 
 def _check_tokens(x: torch.Tensor, embed_dim: int, who: str) -> None:
@@ -64,9 +67,12 @@ class TrepHead(nn.Module):
 
 
 class GrepHead(nn.Module):
-    """Pooled embedding A ``(batch, T, E)`` -> Linear(E, H) -> activation -> dropout -> Linear(H, 117) -> activated ``(batch, T, 117)``."""
+    """Pooled embedding A ``(batch, T, E)`` -> Linear(E, H) -> activation -> dropout -> Linear(H, 117) -> activated ``(batch, T, 117)``.
 
-    def __init__(self, embed_dim: int, hidden_dim: Optional[int] = None, activation: str = "gelu", dropout: float = 0.0) -> None:
+    ``activation="none"`` (default) gives the authors' two plain Linear layers (spec section 8).
+    """
+
+    def __init__(self, embed_dim: int, hidden_dim: Optional[int] = None, activation: str = "none", dropout: float = 0.0) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ConfigError(f"GREP head: unknown activation {activation!r}; valid: {', '.join(_ACTIVATIONS)}")
@@ -83,27 +89,38 @@ class GrepHead(nn.Module):
         return activate_output(self.mlp(pooled))
 
 
+#: fine-tuning prediction heads (``head.type``); :mod:`seld.models.registry` re-exports this table
+HEADS: dict[str, type[nn.Module]] = {
+    "grep": GrepHead,
+    "trep": TrepHead,
+}
+
+
+def get_head(name: str) -> type[nn.Module]:
+    """The head class registered as ``name``; ConfigError listing valid names otherwise."""
+    return lookup(HEADS, name, "head")
+
+
 @dataclass
 class HeadConfig:
     """A fine-tuning head: ``type`` is ``grep`` or ``trep``; the other fields apply to GREP only."""
 
     type: str = "grep"
     hidden_dim: Optional[int] = None  # GREP hidden width; None = embed_dim
-    activation: Literal["gelu", "relu", "tanh"] = "gelu"
+    activation: Literal["none", "gelu", "relu", "tanh"] = "none"
+    """GREP activation between its two Linear layers; ``none`` = the authors' code (spec section 8)."""
     dropout: float = 0.0
     init_from_pretrain: bool = True  # TREP: start from the pre-training head when one is available
 
     def __post_init__(self) -> None:
-        from seld.models.registry import HEADS
-
         if self.type not in HEADS:
             raise ConfigError(f"head: unknown type {self.type!r}; valid: {', '.join(sorted(HEADS))}")
+        if self.activation not in _ACTIVATIONS:
+            raise ConfigError(f"head: unknown activation {self.activation!r}; valid: {', '.join(_ACTIVATIONS)}")
 
 
 def build_head(cfg: HeadConfig, embed_dim: int) -> nn.Module:
     """The head named by ``cfg.type`` for tokens of width ``embed_dim``."""
-    from seld.models.registry import get_head
-
     cls = get_head(cfg.type)
     if cls is GrepHead:
         return GrepHead(embed_dim, cfg.hidden_dim, cfg.activation, cfg.dropout)

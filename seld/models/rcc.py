@@ -1,6 +1,6 @@
 """Residual CNN-Conformer (RCC) encoder (spec section 5): the DOA and distance encoders, and one source encoder.
 
-    (batch, C_in, 250, 64) -> BatchNorm2d per input channel
+    (batch, C_in, 250, 64) -> BatchNorm per (input channel, mel bin): C_in x 64 features (spec section 8)
       -> 4 residual blocks (channels 64, 128, 256, 512; pools (5,2), (1,2), (1,2), (1,2))
       -> (batch, 512, 50, 4)
       -> 2 conformer blocks over time, each of the 4 frequency rows a separate sequence
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from seld.errors import ConfigError
+from seld.errors import CheckpointError, ConfigError
 from seld.models.conformer import ConformerConfig, ConformerStack
 
 
@@ -26,6 +26,8 @@ class RCCConfig:
     """An RCC encoder; the last entry of ``channels`` is its output width (must equal the tokenizer's d_model)."""
 
     in_channels: int = 1
+    n_mels: int = 64
+    """Mel bins of the input; the input BatchNorm has one mean/variance per (channel, mel bin)."""
     channels: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     pools: list[tuple[int, int]] = field(default_factory=lambda: [(5, 2), (1, 2), (1, 2), (1, 2)])  # (time, freq)
     num_conformers: int = 2
@@ -34,6 +36,8 @@ class RCCConfig:
     def __post_init__(self) -> None:
         if self.in_channels < 1:
             raise ConfigError(f"rcc: in_channels must be >= 1, got {self.in_channels}")
+        if self.n_mels < 1:
+            raise ConfigError(f"rcc: n_mels must be >= 1, got {self.n_mels}")
         if not self.channels or any(c < 1 for c in self.channels):
             raise ConfigError(f"rcc: channels must be a non-empty list of positive widths, got {self.channels}")
         if len(self.pools) != len(self.channels):
@@ -55,6 +59,41 @@ class RCCConfig:
     def downsampling(self) -> tuple[int, int]:
         """Total (time, freq) pooling factor of the CNN."""
         return math.prod(p[0] for p in self.pools), math.prod(p[1] for p in self.pools)
+
+
+class ChannelMelBatchNorm(nn.BatchNorm1d):
+    """BatchNorm with one mean/variance per (input channel, mel bin): ``(B, C, T, F)`` -> same shape.
+
+    Statistics run over batch and time; feature index ``c * F + f``. This is the authors' input
+    normalisation (spec section 8). A state dict from the old per-channel layout (``C`` features
+    instead of ``C * F``) is refused with a CheckpointError saying so: it is never reshaped.
+    """
+
+    def __init__(self, channels: int, n_mels: int) -> None:
+        super().__init__(channels * n_mels)
+        self.channels = channels
+        self.n_mels = n_mels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """``(B, C, T, F)`` -> ``(B, C, T, F)`` normalised per (channel, mel bin)."""
+        b, c, t, f = x.shape
+        if (c, f) != (self.channels, self.n_mels):
+            raise ValueError(
+                f"input BatchNorm expects {self.channels} channels x {self.n_mels} mel bins, got shape {tuple(x.shape)}"
+            )
+        y = super().forward(x.transpose(2, 3).reshape(b, c * f, t))  # (B, C*F, T)
+        return y.reshape(b, c, f, t).transpose(2, 3)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # type: ignore[no-untyped-def]
+        weight = state_dict.get(prefix + "weight")
+        if weight is not None and weight.shape == (self.channels,) and self.channels != self.num_features:
+            raise CheckpointError(
+                f"'{prefix.rstrip('.')}' in this checkpoint is the old input BatchNorm with one statistic per input "
+                f"channel ({self.channels}); this version normalises per (channel, mel bin) "
+                f"({self.channels} x {self.n_mels} = {self.num_features}) as the authors do. The two are not "
+                "convertible: retrain the tokenizer (or use a textseld version from before this change)"
+            )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
 
 class ResidualConvBlock(nn.Module):
@@ -90,7 +129,7 @@ class RCCEncoder(nn.Module):
     def __init__(self, cfg: RCCConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.input_norm = nn.BatchNorm2d(cfg.in_channels)
+        self.input_norm = ChannelMelBatchNorm(cfg.in_channels, cfg.n_mels)
         widths = [cfg.in_channels, *cfg.channels]
         self.blocks = nn.Sequential(
             *[ResidualConvBlock(widths[i], widths[i + 1], cfg.pools[i]) for i in range(len(cfg.channels))]

@@ -1,11 +1,15 @@
-"""Name -> class maps that configs select from; adding a variant is one file and one line here."""
+"""Name -> class maps that configs select from; adding a variant is one file and one line here.
+
+Imports only downward: the heads' table lives in :mod:`seld.models.heads` (re-exported here) and
+the lookup helper in :mod:`seld.models.lookup`, so nothing below imports this module.
+"""
 from __future__ import annotations
 
 from torch import nn
 
-from seld.errors import ConfigError
 from seld.models.beats import BeatsSourceEncoder
-from seld.models.heads import GrepHead, TrepHead
+from seld.models.heads import HEADS, get_head
+from seld.models.lookup import lookup
 from seld.models.rcc import RCCEncoder
 
 #: source encoders (``tokenizer.source_encoder``); the tokenizer config has a sub-config of the same name
@@ -14,24 +18,9 @@ SOURCE_ENCODERS: dict[str, type[nn.Module]] = {
     "beats": BeatsSourceEncoder,
 }
 
-#: fine-tuning prediction heads (``head.type``)
-HEADS: dict[str, type[nn.Module]] = {
-    "grep": GrepHead,
-    "trep": TrepHead,
-}
-
-
-def _lookup(table: dict[str, type[nn.Module]], name: str, what: str) -> type[nn.Module]:
-    if name not in table:
-        raise ConfigError(f"unknown {what} {name!r}; valid names: {', '.join(sorted(table))}")
-    return table[name]
+__all__ = ["HEADS", "SOURCE_ENCODERS", "get_head", "get_source_encoder"]
 
 
 def get_source_encoder(name: str) -> type[nn.Module]:
     """The source encoder class registered as ``name``; ConfigError listing valid names otherwise."""
-    return _lookup(SOURCE_ENCODERS, name, "source encoder")
-
-
-def get_head(name: str) -> type[nn.Module]:
-    """The head class registered as ``name``; ConfigError listing valid names otherwise."""
-    return _lookup(HEADS, name, "head")
+    return lookup(SOURCE_ENCODERS, name, "source encoder")

@@ -3,7 +3,7 @@
     src  (B, C_src, 250, 64) -> source encoder (rcc | beats) -> (B, 50, 4, d_model) --+
     doa  (B, C_doa, 250, 64) -> RCC                          -> (B, 50, 4, d_model) --+-> multi-feature attention
     dist (B, C_dist, 250, 64) -> RCC                         -> (B, 50, 4, d_model) --+   (source only if RCC)
-      -> projections P_audio / P_doa / P_dist (MLP + attentive pooling over the 4 rows)
+      -> projections P_audio / P_doa / P_dist (MLP + pooling over the 4 rows: attention | sum)
       -> tokens (B, 50, 3, embed_dim) in the order [source, doa, dist]
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 from seld.errors import ConfigError
 from seld.models.beats import BeatsEncoderConfig
 from seld.models.fusion import FusionConfig, MultiFeatureAttention
-from seld.models.projection import Projection
+from seld.models.projection import POOLINGS, Pooling, Projection
 from seld.models.rcc import RCCConfig, RCCEncoder
 from seld.models.registry import SOURCE_ENCODERS, get_source_encoder
 
@@ -38,6 +38,9 @@ class TokenizerConfig:
     embed_dim: int = 512  # token width = the text encoder's width
     fusion: FusionConfig = field(default_factory=FusionConfig)
     fuse_source: Optional[bool] = None  # None: the source encoder's default (RCC yes, BEATs no)
+    pooling: Pooling = "attention"
+    """Projection pooling over the 4 rows: ``attention`` (softmax over rows; the seed) or ``sum``
+    (what the authors' code computes, its softmax being over an axis of size 1)."""
 
     def __post_init__(self) -> None:
         if self.source_encoder not in SOURCE_ENCODERS:
@@ -46,6 +49,8 @@ class TokenizerConfig:
             )
         if self.d_model < 1 or self.embed_dim < 1:
             raise ConfigError(f"tokenizer: d_model and embed_dim must be positive, got {self.d_model}, {self.embed_dim}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"tokenizer: unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
 
     @property
     def source_config(self) -> RCCConfig | BeatsEncoderConfig:
@@ -69,7 +74,7 @@ class Tokenizer(nn.Module):
         fuse_source = encoder_cls.fuse_by_default if cfg.fuse_source is None else cfg.fuse_source
         self.fused_streams = [s for s in STREAMS if s != "source" or fuse_source]
         self.fusion = MultiFeatureAttention.from_config(cfg.fusion, self.fused_streams, cfg.d_model)
-        self.projections = nn.ModuleDict({s: Projection(cfg.d_model, cfg.embed_dim) for s in STREAMS})
+        self.projections = nn.ModuleDict({s: Projection(cfg.d_model, cfg.embed_dim, cfg.pooling) for s in STREAMS})
 
     @classmethod
     def from_config(cls, cfg: TokenizerConfig, load_pretrained: bool = True) -> "Tokenizer":

@@ -13,13 +13,20 @@ Conventions (they reproduce the seed README's four examples word for word):
   ("direction −60°" -> "directions −60° and 80°"), and ", respectively" goes before the final
   period.
 
+- Crowded frames (the rule that keeps every sentence inside the text encoder's context): a sentence
+  for 4 or more sources can exceed CLIP's 77 tokens (79 with 4 sources, 93 with 5). Given the
+  tokenizer's ``fits`` test, :func:`ground_truth_sentence` keeps the longest prefix of the sources,
+  in the order given (class index, then track id), whose sentence fits, and writes that sentence
+  with the template as usual (so it still ends with ", respectively." or "."). The sources left
+  out are not mentioned. A template that cannot hold even one source is a ConfigError.
+
 Templates may write slots as ``{SRC}`` (ours) or ``<SRC>`` (the seed's); both are accepted.
 """
 from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -101,18 +108,8 @@ def join_words(words: Sequence[str]) -> str:
     return ", ".join(words[:-1]) + f", and {words[-1]}"
 
 
-def ground_truth_sentence(template: str, events: Iterable[SourceEvent]) -> str:
-    """Return the ground-truth sentence for one frame: ``template`` filled with ``events``.
-
-    ``events``: ``(class_idx, azimuth_deg, distance_m)`` per active source, listed in that order.
-    """
-    text = normalize_template(template)
-    events = list(events)
-    if not events:
-        return NO_SOURCE_SENTENCE
-    for class_idx, _, _ in events:
-        if not 0 <= int(class_idx) < NUM_CLASSES:
-            raise ValueError(f"class index must be in 0..{NUM_CLASSES - 1}, got {class_idx}")
+def _fill(text: str, events: list[SourceEvent]) -> str:
+    """``text`` (a normalised template) filled with one or more ``events``."""
     words = {
         SLOT_SRC: join_words([SHORT_CLASS_NAMES[int(c)] for c, _, _ in events]),
         SLOT_DOA: join_words([format_azimuth(az) for _, az, _ in events]),
@@ -126,11 +123,36 @@ def ground_truth_sentence(template: str, events: Iterable[SourceEvent]) -> str:
     return text
 
 
-def frame_sentences(target: np.ndarray, template: str) -> list[str]:
+def ground_truth_sentence(
+    template: str, events: Iterable[SourceEvent], fits: Optional[Callable[[str], bool]] = None
+) -> str:
+    """Return the ground-truth sentence for one frame: ``template`` filled with ``events``.
+
+    ``events``: ``(class_idx, azimuth_deg, distance_m)`` per active source, listed in that order.
+    ``fits``: the text encoder's length test (e.g. ``TemplateTokenizer.fits``); when the full
+    sentence does not fit, the longest prefix of ``events`` whose sentence fits is used (the
+    crowded-frame rule of the module docstring). ConfigError if not even one source fits.
+    """
+    text = normalize_template(template)
+    events = list(events)
+    if not events:
+        return NO_SOURCE_SENTENCE
+    for class_idx, _, _ in events:
+        if not 0 <= int(class_idx) < NUM_CLASSES:
+            raise ValueError(f"class index must be in 0..{NUM_CLASSES - 1}, got {class_idx}")
+    for n in range(len(events), 0, -1):
+        sentence = _fill(text, events[:n])
+        if fits is None or fits(sentence):
+            return sentence
+    raise ConfigError(f"template {template!r} does not fit the text encoder's context even with one source: {sentence!r}")
+
+
+def frame_sentences(target: np.ndarray, template: str, fits: Optional[Callable[[str], bool]] = None) -> list[str]:
     """Return one ground-truth sentence per frame of an ADPIT target ``(frames, 6, 4, 13)``.
 
     Events come from :func:`seld.data.targets.target_to_events`; within a frame they are listed
-    by class index, then by instance (track) id.
+    by class index, then by instance (track) id. ``fits``: see :func:`ground_truth_sentence`
+    (crowded frames keep the sources that fit, in that order).
     """
     from seld.data.targets import target_to_events
 
@@ -143,5 +165,5 @@ def frame_sentences(target: np.ndarray, template: str) -> list[str]:
     sentences = []
     for frame_events in per_frame:
         frame_events.sort(key=lambda item: (item[0], item[1]))
-        sentences.append(ground_truth_sentence(template, [(c, az, d) for c, _, az, d in frame_events]))
+        sentences.append(ground_truth_sentence(template, [(c, az, d) for c, _, az, d in frame_events], fits))
     return sentences

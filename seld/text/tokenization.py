@@ -152,6 +152,15 @@ class TemplateTokenizer:
             raise ConfigError(f"{self.name}: expected start id {self.bos_id} and end id {self.eot_id}, got {ids}")
         return ids
 
+    def fits(self, text: str) -> bool:
+        """Whether ``text`` with its start and end tokens fits ``max_length`` (results memoised)."""
+        cache: dict[str, bool] = self.__dict__.setdefault("_fits_cache", {})
+        if text not in cache:
+            if len(cache) >= 200_000:
+                cache.clear()
+            cache[text] = len(self.encode_ids(text)) <= self.max_length
+        return cache[text]
+
     def check_vocabulary(self) -> None:
         """Raise ConfigError if ordinary words come out as the unknown token (a vocabulary not loaded)."""
         ids = self.encode_ids(_PROBE_SENTENCE)[1:-1]

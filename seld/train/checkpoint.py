@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,28 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     with atomic_path(p) as tmp:
         torch.save(payload, tmp)
     return p
+
+
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+"""Names :func:`seld.io_utils.atomic_path` gives its temporary files: ``.<final name>.<8 random>.tmp``."""
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files an atomic write left in ``folder`` when its process was killed.
+
+    Call it at start-up, before this run writes anything there: a killed ``torch.save`` leaves
+    ``.last.pt.<random>.tmp`` (as large as a checkpoint) that nothing else removes.
+    Returns the removed paths.
+    """
+    d = Path(folder)
+    if not d.is_dir():
+        return []
+    removed = []
+    for p in sorted(d.glob(".*.tmp")):
+        if p.is_file() and _TEMP_NAME.match(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -54,6 +54,15 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return out / info.world_size
 
 
+def all_reduce_max_int(value: int, info: DistInfo, device: torch.device) -> int:
+    """Largest ``value`` over all processes (``device``: where the backend reduces, CUDA for NCCL)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def gather_objects(obj: object, info: DistInfo) -> list[object]:
     """List of ``obj`` from every rank (rank order); a one-element list without DDP."""
     if not info.enabled:

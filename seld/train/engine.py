@@ -22,10 +22,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from seld.config import save_config, to_dict
+from seld.data.dataset import source_view_batches
 from seld.errors import ConfigError
 from seld.train.checkpoint import capture_rng_state, load_checkpoint, load_model_state, restore_rng_state, save_checkpoint
+from seld.train.checkpoint import remove_stale_temp_files
 from seld.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed
+from seld.train.distributed import all_reduce_max_int
 from seld.train.sampler import ResumableSampler
+from seld.train.stopping import Deadline, StopReason, StopSignals, TrainingInterrupted, TrainingPreempted
 
 
 @dataclass
@@ -92,6 +96,11 @@ class TrainConfig:
     """'auto': continue from ``<out_dir>/checkpoints/last.pt`` if it exists; 'never'; or a checkpoint path."""
     max_steps: Optional[int] = None
     """Stop (saving ``last``) after this many optimiser steps in total; None: run all epochs."""
+    max_minutes: Optional[float] = None
+    """Wall-clock limit: stop cleanly after the step that crosses it, saving ``last`` (best
+    checkpoints are kept) and returning from ``fit`` normally; None: no limit. It counts the time
+    spent training and validating in this run and the runs it resumed from (start-up excluded),
+    so a rerun with the same limit stops at once and one with a larger limit continues."""
     save_every_steps: int = 0
     """Also save ``last`` every this many steps (0: only at the end of each epoch)."""
     validate_every_epochs: int = 1
@@ -290,10 +299,18 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self._loss_sum, self._loss_count = 0.0, 0
         """Running train-loss sum and step count of the current epoch (checkpointed)."""
+        self.stop_reason = StopReason.NONE
+        """Why the last ``fit`` stopped early (NONE: it ran to ``epochs``/``max_steps``)."""
+        self._signals = StopSignals()
+        self._elapsed_before = 0.0  # seconds of fit() in the runs this one resumed from
+        self._deadline: Deadline | None = None
+        self._saved_step = 0  # global_step of the newest ``last`` (written or resumed)
         self.writer = None
         resumed = self._maybe_resume()  # before anything is written: a refused resume leaves the run as it was
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temp_files(self.ckpt_dir) + remove_stale_temp_files(self.out_dir):
+                print(f"removed {stale}, a temporary file left by an interrupted write", flush=True)
             if resolved_config is not None:
                 save_config(resolved_config, self.out_dir / "config.resolved.yml")
             if cfg.tensorboard:
@@ -312,6 +329,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": capture_rng_state(),
             "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step},
+            "elapsed_seconds": self._elapsed(),  # time in fit() over all resumes, for train.max_minutes
             "best": dict(self.best),
             "history": list(self.history),
             "task": self.task.checkpoint_extras(),
@@ -325,6 +343,8 @@ class Trainer:
 
     def save(self, name: str) -> Path | None:
         """Write ``<out_dir>/checkpoints/<name>.pt`` on rank 0 (atomically)."""
+        if name == "last":
+            self._saved_step = self.global_step
         if not self.dist.is_main:
             return None
         return save_checkpoint(self.ckpt_dir / f"{name}.pt", self._state())
@@ -345,6 +365,7 @@ class Trainer:
         restore_rng_state(ckpt["rng"])
         prog = ckpt["progress"]
         self.epoch, self.step_in_epoch, self.global_step = prog["epoch"], prog["step_in_epoch"], prog["global_step"]
+        self._saved_step, self._elapsed_before = self.global_step, float(ckpt.get("elapsed_seconds", 0.0))
         self.best = dict(ckpt.get("best", self.best))
         self.history = list(ckpt.get("history", []))
         running = ckpt.get("epoch_loss", {"sum": 0.0, "count": 0})
@@ -416,15 +437,25 @@ class Trainer:
                 ds.set_epoch(epoch)
 
     def fit(self) -> list[dict[str, float]]:
-        """Train until ``epochs`` (or ``max_steps``); returns the per-epoch history."""
+        """Train until ``epochs`` (or ``max_steps`` / ``max_minutes``); returns the per-epoch history.
+
+        Raises :class:`TrainingPreempted` after SIGUSR1/SIGTERM and :class:`TrainingInterrupted`
+        after Ctrl-C, both once ``last`` is saved (see :mod:`seld.train.stopping`).
+        """
         cfg = self.cfg
+        self.stop_reason = StopReason.NONE
+        self._deadline = Deadline(cfg.max_minutes, self._elapsed_before)
+        self._signals.__enter__()
         try:
             while self.epoch < cfg.epochs:
                 if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                     break
+                if self._should_stop():  # a signal or the clock during validation, or before the first step
+                    break
                 stopped = self._train_epoch()
                 if stopped:
-                    self.save("last")
+                    if self.global_step > self._saved_step:
+                        self.save("last")
                     break
                 record = {"epoch": float(self.epoch), "train_loss": self._loss_sum / max(1, self._loss_count)}
                 if self.val_set is not None and (self.epoch + 1) % cfg.validate_every_epochs == 0:
@@ -437,10 +468,61 @@ class Trainer:
                 self.save("last")
                 self._log_epoch(record)  # after the save: a crash in between loses a point, never doubles one
                 barrier(self.dist)
+        except KeyboardInterrupt as exc:  # a second Ctrl-C, mid-step: the step in flight is lost
+            if isinstance(exc, TrainingInterrupted):
+                raise
+            raise TrainingInterrupted(self._interrupted_mid_step()) from None
         finally:
+            self._signals.__exit__()
+            self._elapsed_before = self._elapsed()
+            self._deadline = None
             if self.writer is not None:
                 self.writer.flush()
+        self._report_stop()
         return self.history
+
+    # ----------------------------------------------------------------- stopping
+    def _elapsed(self) -> float:
+        return self._deadline.elapsed() if self._deadline is not None else self._elapsed_before
+
+    def _should_stop(self) -> bool:
+        """Whether to stop now: a stop signal or ``max_minutes``; every rank gets the same answer."""
+        reason = self._signals.reason
+        if self._deadline is not None and self._deadline.expired():
+            reason = max(reason, StopReason.TIME_LIMIT)
+        if self.dist.enabled:
+            reason = all_reduce_max_int(int(reason), self.dist, self.device)
+        self.stop_reason = StopReason(reason)
+        return self.stop_reason != StopReason.NONE
+
+    def _interrupted_mid_step(self) -> str:
+        last = self.ckpt_dir / "last.pt"
+        saved = f"{last} is at step {self._saved_step}" if last.is_file() else "nothing was saved"
+        return f"interrupted during step {self.global_step + 1}; {saved}; {self._resume_hint()}"
+
+    def _resume_hint(self) -> str:
+        if self.cfg.resume == "auto":
+            return "run the same command again to resume"
+        return f"resume with train.resume=auto (or train.resume={self.ckpt_dir / 'last.pt'})"
+
+    def _report_stop(self) -> None:
+        """Say why ``fit`` stopped early; raise for signals (the CLI turns that into an exit status)."""
+        reason = self.stop_reason
+        if reason == StopReason.NONE:
+            return
+        where = (f"epoch {self.epoch + 1}/{self.cfg.epochs}, step {self.step_in_epoch}/{self.steps_per_epoch} "
+                 f"(global step {self.global_step})")
+        saved = f"{self.ckpt_dir / 'last.pt'} is at step {self._saved_step}"
+        if reason == StopReason.TIME_LIMIT:
+            if self.dist.is_main:
+                print(f"train.max_minutes={self.cfg.max_minutes:g} reached after {self._elapsed() / 60:.2f} min at "
+                      f"{where}; {saved}; rerun with a larger train.max_minutes to continue", flush=True)
+            return
+        barrier(self.dist)  # every rank leaves only once rank 0 has written last.pt
+        if reason == StopReason.PREEMPTED:
+            raise TrainingPreempted(f"stopped by {self._signals.signal_name or 'a signal'} at {where}; {saved}; "
+                                    f"{self._resume_hint()}")
+        raise TrainingInterrupted(f"interrupted at {where}; {saved}; {self._resume_hint()}")
 
     def _after_epoch(self, record: dict[str, float]) -> None:
         if not self.dist.is_main:
@@ -466,7 +548,7 @@ class Trainer:
         self.writer.flush()
 
     def _train_epoch(self) -> bool:
-        """One (possibly resumed) epoch; returns True when ``max_steps`` stopped it early."""
+        """One (possibly resumed) epoch; returns True when ``max_steps`` or a stop request ended it early."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -505,8 +587,10 @@ class Trainer:
                     self.writer.add_scalar(f"lr/{group.get('name', i)}", group["lr"], self.global_step)
             if cfg.save_every_steps and self.global_step % cfg.save_every_steps == 0:
                 self.save("last")
-            # max_steps at the epoch's last step lets the epoch finish (validation, best checkpoints)
-            if cfg.max_steps is not None and self.global_step >= cfg.max_steps and self.step_in_epoch < self.steps_per_epoch:
+            # max_steps at the epoch's last step lets the epoch finish (validation, best checkpoints);
+            # a stop request (signal, max_minutes) ends it after this step
+            if (cfg.max_steps is not None and self.global_step >= cfg.max_steps
+                    and self.step_in_epoch < self.steps_per_epoch) or self._should_stop():
                 return True
         return False
 
@@ -521,8 +605,10 @@ class Trainer:
         total, count = 0.0, 0
         for batch in loader:
             batch = self._to_device(batch)
-            with self._autocast():
-                out = self.task.step(batch)
+            with self._autocast():  # several source views (streams.src_eval: mean_lr): mean prediction and loss
+                outs = [self.task.step(view) for view in source_view_batches(batch)]
+            out = outs[0] if len(outs) == 1 else StepOutput(
+                loss=torch.stack([o.loss for o in outs]).mean(), output=torch.stack([o.output for o in outs]).mean(0), logs={})
             total += float(out.loss) * len(batch["clip_id"])
             count += len(batch["clip_id"])
             for cid, o, t in zip(batch["clip_id"], out.output.float().cpu().numpy(), batch["target"].cpu().numpy()):

@@ -126,10 +126,12 @@ def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer
     validator = make_validator(cfg.metrics)
     trainer = Trainer(task, train_set, cfg.train, val_set, validator, resolved_config=cfg,
                       runtime_keys=STAGE_RUNTIME_KEYS)
-    trainer.fit()
-    if test_set is not None and trainer.finished:
-        score_test_splits(trainer, test_set, cfg.data.test_splits, validator)
-    trainer.close()
+    try:
+        trainer.fit()
+        if test_set is not None and trainer.finished:
+            score_test_splits(trainer, test_set, cfg.data.test_splits, validator)
+    finally:
+        trainer.close()
     return trainer
 
 
@@ -300,7 +302,7 @@ class FinetuneTask(SeldTask):
         templates = self._choose_templates(target.shape[0])
         out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates)
         target_np = target.detach().cpu().numpy()
-        sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl)]
+        sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl, self.text_encoder.tokenizer.fits)]
         gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
         embed = mae_alignment_loss(pooled.float(), gt.float())
         adpit = adpit_loss(out.float(), target)

@@ -52,3 +52,26 @@ def test_events_outside_frames_ignored_and_inverse():
     assert back == [(1, 2, 0, 20, 150.0), (1, 2, 1, -45, 250.0)]
     with pytest.raises(ValueError, match="target must be"):
         target_to_events(np.zeros((50, 6, 4)))
+
+
+def test_four_same_class_events_keep_the_first_three_rows_in_file_order(tmp_path):
+    """As the official DCASE2025 baseline's label code: rows of one (frame, class) fill the tracks in
+    file order and the fourth row is dropped, whatever the source ids say."""
+    from seld.data.metadata import read_metadata_csv
+
+    csv = tmp_path / "fold4_room1_mix001.csv"
+    csv.write_text(
+        "frame,class,source,azimuth,distance,onscreen\n"
+        "3,6,3,70,600,0\n"  # source ids deliberately out of order
+        "3,6,0,40,300,0\n"
+        "3,6,2,10,500,0\n"
+        "3,6,1,-80,400,0\n"  # fourth row: dropped, although its source id is 1
+        "3,2,0,0,100,0\n"
+    )
+    t = build_adpit_target(read_metadata_csv(csv))
+    for slot, (az, d) in zip((3, 4, 5), [(70, 6.0), (40, 3.0), (10, 5.0)]):
+        np.testing.assert_allclose(_xyzd(t, 3, slot, 6), [1, np.cos(np.deg2rad(az)), np.sin(np.deg2rad(az)), d], rtol=1e-6)
+    assert np.count_nonzero(t[3, :, 0, 6]) == 3 and not t[3, :3, :, 6].any()
+    assert t[3, 0, 0, 2] == 1  # the other class is unaffected
+    kept_azimuths = sorted(round(e.azimuth) for e in target_to_events(t) if e.class_idx == 6)
+    assert kept_azimuths == [10, 40, 70]  # -80 (4th row) is gone

@@ -61,11 +61,11 @@ def test_full_size_beats_parameters_and_patch_kernel():
         assert kernel.weight.shape == (512, 1, 5, 16) and kernel.bias.shape == (512,)
         assert kernel.kernel_size == kernel.stride == (5, 16)
         total, trainable = count_parameters(enc)
-    # patch (512*5*16 + 512) + post_extract_proj (512*768 + 768) + 3 layer weights + Linear(768, 512) + BN(1)
-    expected_trainable = (512 * 80 + 512) + (512 * 768 + 768) + 3 + (768 * 512 + 512) + 2
+    # patch (512*5*16 + 512) + post_extract_proj (512*768 + 768) + Linear(768, 512) + BN(1); last layer only: no weights
+    expected_trainable = (512 * 80 + 512) + (512 * 768 + 768) + (768 * 512 + 512) + 2
     print(f"BEATs source encoder: {total:,} parameters ({trainable:,} trainable)")
     assert trainable == expected_trainable
-    assert total == 90_311_792 - 512 * 256 + 512 * 80 + 512 + 3 + 768 * 512 + 512 + 2
+    assert total == 90_311_792 - 512 * 256 + 512 * 80 + 512 + 768 * 512 + 512 + 2
 
 
 def test_interpolated_kernel_values_on_a_known_ramp():
@@ -297,6 +297,21 @@ def test_weighted_layer_combination_starts_as_mean():
         only_last = _tiny_encoder(layers=[2], layer_combine="mean").eval()
         only_last.load_state_dict({k: v for k, v in enc.state_dict().items() if k != "layer_weights"})
     torch.testing.assert_close(enc(x), only_last(x), atol=1e-5, rtol=1e-5)
+
+
+def test_default_uses_the_last_layer_only_like_the_authors():
+    assert BeatsEncoderConfig().layers == [12]
+    enc = _tiny_encoder(layers=[2]).eval()  # the tiny BEATs has 2 layers: [2] is its last
+    assert enc.layer_weights is None  # one layer: no mixing weights, whatever layer_combine says
+    x = torch.randn(1, 1, T_IN, F_IN)
+    with torch.no_grad():
+        out = enc(x)
+        feats = enc.beats.patch_features(enc.input_norm(x))  # (1, 50, 4, C)
+        for row in range(feats.shape[2]):
+            (last,) = enc.beats.encoder(feats[:, :, row], [2])
+            torch.testing.assert_close(out[:, :, row], enc.out_proj(last))
+        (first,) = enc.beats.encoder(feats[:, :, 0], [1])
+        assert not torch.allclose(enc.out_proj(first), out[:, :, 0])
 
 
 def test_frozen_transformer_gets_no_gradient_and_does_not_change():

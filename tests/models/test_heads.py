@@ -87,3 +87,56 @@ def test_wrong_input_shapes():
         PretrainHead(E)(torch.randn(2, 50, 2, E))
     with pytest.raises(ValueError, match=r"\(batch, T, 8\)"):
         GrepHead(E)(torch.randn(2, 50, 3, E))
+
+
+def test_grep_default_is_two_plain_linear_layers():
+    torch.manual_seed(4)
+    assert HeadConfig().activation == "none"
+    head = build_head(HeadConfig(), E)
+    lin1, lin2 = head.mlp[0], head.mlp[3]
+    a = torch.randn(2, 50, E)
+    torch.testing.assert_close(head(a), activate_output(lin2(lin1(a))))  # no activation in between
+    with pytest.raises(ConfigError, match="unknown activation 'swish'"):
+        HeadConfig(activation="swish")  # type: ignore[arg-type]
+
+
+def test_projection_pooling_attention_and_sum():
+    from seld.models.projection import Projection
+
+    torch.manual_seed(5)
+    x = torch.randn(2, 3, 4, E)  # (batch, T, 4 rows, in)
+    summed = Projection(E, 6, pooling="sum")
+    rows = summed.mlp(x)
+    torch.testing.assert_close(summed(x), rows.sum(dim=2))  # the authors' code: a plain sum over the 4 rows
+    attn = Projection(E, 6, pooling="attention")
+    attn.load_state_dict(summed.state_dict(), strict=False)  # same MLP, plus a score layer
+    w = attn.pool.weights(rows)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3))
+    assert w.std() > 1e-3  # a real softmax over the rows, not all ones
+    torch.testing.assert_close(attn(x), (w.unsqueeze(-1) * rows).sum(dim=2))
+    with pytest.raises(ConfigError, match="unknown pooling 'max'"):
+        Projection(E, 6, pooling="max")
+
+
+def test_models_package_has_no_import_cycles():
+    """Every import between seld.models modules (module level or inside functions) points one way."""
+    import ast
+    from pathlib import Path
+
+    import seld.models
+
+    folder = Path(seld.models.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seld.models."):
+                deps.add(node.module.split(".")[2])
+        graph[path.stem] = deps - {path.stem}
+    assert "registry" in graph["tokenizer"] and "heads" in graph["registry"]  # the graph is really read
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in graph.get(start, ()))
+
+    cycles = sorted(m for m in graph if m != "__init__" and reaches(m, m))
+    assert cycles == []

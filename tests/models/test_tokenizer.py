@@ -21,7 +21,7 @@ from seld.models import (
     build_tokenizer,
     count_parameters,
 )
-from tests.models.tiny import D_MODEL, EMBED_DIM, inputs, tiny_conformer, tiny_tokenizer
+from tests.models.tiny import D_MODEL, EMBED_DIM, inputs, tiny_conformer, tiny_rcc, tiny_tokenizer
 
 
 def _fusion_input_shapes(tok: Tokenizer) -> list[tuple[int, ...]]:
@@ -160,9 +160,10 @@ def test_count_parameters_counts_shared_once_and_frozen_apart():
 
 def test_tiny_pretrain_model_overfits_a_fixed_target():
     torch.manual_seed(7)
-    model = PretrainModel(ModelConfig(tokenizer=tiny_tokenizer("rcc")))
+    model = PretrainModel(ModelConfig(tokenizer=tiny_tokenizer("rcc", rcc=tiny_rcc(1, 16), doa=tiny_rcc(4, 16),
+                                                               dist=tiny_rcc(2, 16))))
     g = torch.Generator().manual_seed(8)
-    # shorter maps (50 STFT frames x 16 mel -> 10 frames x 1 row) keep this fast; the model is size-agnostic
+    # shorter maps (50 STFT frames x 16 mel -> 10 frames x 1 row) keep this fast (input BatchNorm sized for 16 mel)
     src, doa, dist = (torch.randn(2, c, 50, 16, generator=g) for c in (1, 4, 2))
     target = activate_output(torch.randn(2, 10, 117, generator=g))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

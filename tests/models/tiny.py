@@ -14,8 +14,9 @@ def tiny_conformer(dropout: float = 0.0) -> ConformerConfig:
     return ConformerConfig(num_heads=2, ffn_mult=2, kernel_size=5, dropout=dropout)
 
 
-def tiny_rcc(in_channels: int) -> RCCConfig:
-    return RCCConfig(in_channels=in_channels, channels=[4, 8, 8, D_MODEL], num_conformers=1, conformer=tiny_conformer())
+def tiny_rcc(in_channels: int, n_mels: int = F_IN) -> RCCConfig:
+    return RCCConfig(in_channels=in_channels, n_mels=n_mels, channels=[4, 8, 8, D_MODEL], num_conformers=1,
+                     conformer=tiny_conformer())
 
 
 def tiny_beats(**overrides) -> BEATsConfig:

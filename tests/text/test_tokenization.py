@@ -1,4 +1,5 @@
-"""Placeholder tokenization: ids found by token id for every template with CLIP BPE and BERT WordPiece."""
+"""Placeholder tokenization: ids found by token id for every template with CLIP BPE and BERT WordPiece;
+crowded frames (1-6 sources) always give a sentence that fits."""
 from __future__ import annotations
 
 import shutil
@@ -10,7 +11,9 @@ import torch
 
 from seld.constants import SHORT_CLASS_NAMES
 from seld.errors import ConfigError
-from seld.text.sentences import NO_SOURCE_SENTENCE, ground_truth_sentence
+from seld.data.metadata import Event
+from seld.data.targets import build_adpit_target
+from seld.text.sentences import NO_SOURCE_SENTENCE, frame_sentences, ground_truth_sentence
 from seld.text.templates import SLOTS, TEMPLATES
 from seld.text.tokenization import (
     OPEN_CLIP_BPE,
@@ -162,3 +165,55 @@ def test_clip_bpe_hf_tokenizer_standalone():
     tok = clip_bpe_hf_tokenizer()
     ids = tok("the sound of man")["input_ids"]
     assert ids[0] == 49406 and ids[-1] == 49407 and len(ids) == 6
+
+
+# -- crowded frames: 1-6 simultaneous sources x every template fit CLIP (77 tokens) and BERT, by the
+# documented rule (keep the longest class-then-track prefix of the sources whose sentence fits) --
+# Frame f holds sources 0..f of this list: long class words, signed two-digit azimuths, half metres.
+# Listed in class order, so the frame's sentence lists them in this order.
+CROWD = [(0, -88, 1050), (1, 73, 350), (5, -67, 250), (9, 89, 950), (10, -45, 650), (11, -12, 150)]
+EVENTS = [(c, float(az), d / 100.0) for c, az, d in CROWD]
+
+
+def _crowded_target():
+    events = [Event(f, c, 0, float(az), float(d)) for f in range(6) for c, az, d in CROWD[: f + 1]]
+    return build_adpit_target(events, num_frames=6)
+
+
+@pytest.mark.parametrize("name", ["open_clip", "hf_clip_bpe", "minilm"])
+def test_crowded_frames_yield_a_sentence_that_fits(tokenizers, name):
+    tok = tokenizers[name]
+    target = _crowded_target()
+    dropped = 0
+    for template in TEMPLATES:
+        sentences = frame_sentences(target, template, tok.fits)
+        assert len(sentences) == 6
+        for n, sentence in enumerate(sentences, start=1):
+            batch = tok.encode_sentences([sentence])  # raises when too long
+            assert int(batch.attention_mask.sum()) <= tok.max_length
+            assert sentence.endswith(", respectively.") if n > 1 and sentence.count(" and ") else sentence.endswith(".")
+            # the sentence is the template filled with the first k sources, k as large as fits
+            kept = [k for k in range(1, n + 1) if ground_truth_sentence(template, EVENTS[:k]) == sentence]
+            assert len(kept) == 1, (template, n, sentence)
+            k = kept[0]
+            if k < n:
+                dropped += 1
+                assert not tok.fits(ground_truth_sentence(template, EVENTS[: k + 1]))
+    if name != "minilm":
+        assert dropped > 0  # the rule is exercised: CLIP's 77 tokens cannot hold 5 or 6 of these sources
+        worst = max(len(tok.encode_ids(ground_truth_sentence(t, EVENTS[:5]))) for t in TEMPLATES)
+        assert worst > 77  # without the rule, five sources overflow CLIP's context (85 tokens)
+    else:
+        assert dropped == 0  # BERT's 512 tokens hold all six
+
+
+def test_without_the_rule_a_crowded_clip_sentence_is_refused(tokenizers):
+    tok = tokenizers["open_clip"]
+    sentence = ground_truth_sentence(TEMPLATES[0], EVENTS)
+    with pytest.raises(ValueError, match="exceed the limit of 77"):
+        tok.encode_sentences([sentence])
+
+
+def test_template_that_cannot_hold_one_source_is_a_config_error():
+    with pytest.raises(ConfigError, match="does not fit the text encoder's context even with one source"):
+        ground_truth_sentence(TEMPLATES[1], EVENTS[:2], fits=lambda s: False)

