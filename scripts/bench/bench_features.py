@@ -8,7 +8,8 @@ On ``--clips`` simulated clips (``seld.data.synth``, or the DCASE-layout set in 
 prints, in ONE process and run, side by side (medians of ``--repeats``, seconds per clip):
 
 1. the front end without WPE (logmel_l, logmel_r, logmel_mid, ild, ivy): one clip per call
-   against batches of ``--batch-size`` (on a CPU, batches beyond ~4 clips outgrow the caches);
+   against batches of ``--batch-size`` (on a CPU a batch still goes through clip by clip, which
+   measured fastest: see ``compute_batch_features``);
 2. with WPE (+ direct_logmel, reverb_logmel): the old per-clip path (front end + nara_wpe on W,
    BLAS held to 1 thread) against the batched torch WPE;
 3. a whole extraction run to HDF5 (``seld features`` with ``--workers``), clips/s, and the peak
