@@ -148,3 +148,15 @@ def test_cuda_wpe_and_features_equal_cpu(rooms: torch.Tensor) -> None:
     on_cpu = compute_batch_features(audio, fcfg.channels, fcfg, device="cpu")
     for name in fcfg.channels:
         np.testing.assert_allclose(on_gpu[name], on_cpu[name], atol=1e-3, err_msg=name)
+
+
+def test_torch_and_numpy_matrix_products_give_the_same_wpe(rooms: torch.Tensor) -> None:
+    # single-threaded CPU runs use numpy's BLAS for the big product, others torch's: same numbers
+    from seld.features import wpe as wpe_module
+
+    cfg = WpeConfig(taps=20, iterations=2)
+    y = rooms[:1]
+    buffer = torch.empty(y.numel() * (cfg.taps + cfg.delay), dtype=y.dtype)
+    a = wpe_module._wpe_chunk(y, cfg, buffer, torch.matmul)
+    b = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._numpy_matmul)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(a.abs().max()))
