@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = ft.ckpt_dir / "last.pt"
     model = load_task(ckpt)
     pred_dir = out / "predictions" / "RCC-BERT-GREP"
-    infer_to_csv(model, out / "data" / "stereo_dev" / SYNTH_TEST_SPLIT, pred_dir, InferenceOptions(), progress=True)
+    report = infer_to_csv(model, out / "data" / "stereo_dev" / SYNTH_TEST_SPLIT, pred_dir, InferenceOptions(), progress=True)
+    if not report.ok:
+        print("\n".join(report.failure_lines()), file=sys.stderr)
+        return 1
     ref_dir = out / "data" / "metadata_dev" / SYNTH_TEST_SPLIT
     scores = evaluate_folders(pred_dir, ref_dir, MetricConfig())
     print(format_table(scores))

@@ -1,19 +1,37 @@
-"""Running a trained model on stereo recordings of any length: 5 s windows, stitched per 100 ms frame."""
+"""Running a trained model on stereo recordings of any length: 5 s windows, stitched per 100 ms frame.
+
+Each recording is cut into 5 s windows (the last one zero-padded), and each window is treated as
+a training clip was: its own peak normalisation and its own WPE statistics. Windows of
+consecutive recordings share batches (:func:`predict_recordings`): features
+(:func:`seld.features.extract.compute_batch_features`) and the forward pass run on
+``batch_size`` windows at a time whatever the file boundaries, so a folder of 5 s clips is as
+fast as one long recording. A window's output does not depend on the other windows of its batch.
+
+Bad files (unreadable, truncated, wrong channels or rate) are reported and skipped: the folder
+commands process every file and list the failures at the end (:class:`InferenceReport`).
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Hashable, Iterable, Iterator, Optional, TypeVar
 
 import numpy as np
 import torch
 
 from seld.config import from_dict
-from seld.constants import CLIP_SAMPLES, LABEL_FRAMES
+from seld.constants import CLIP_SAMPLES
 from seld.data.audio import AudioConfig, load_stereo
 from seld.data.dataset import source_view_batches
 from seld.errors import DataError
 from seld.train.stages import FinetuneTask, LoadedModel
+
+K = TypeVar("K", bound=Hashable)
+
+CLI_HINTS: dict[str, str] = {"mono_to_stereo": "pass --mono-to-stereo", "resample": "pass --resample"}
+"""How ``seld infer`` / ``seld embed`` enable each audio fix (named in their error messages)."""
 
 
 @dataclass
@@ -22,11 +40,43 @@ class InferenceOptions:
     """Activity threshold on the track vector norm."""
     merge_deg: float = 15.0
     """Same-class tracks closer than this are merged."""
-    batch_windows: int = 8
-    """5 s windows per forward pass."""
+    batch_size: int = 16
+    """5 s windows per batch (features and forward pass), taken across files."""
     resample: bool = False
     """Resample audio of another rate instead of rejecting it."""
     mono_to_stereo: bool = False
+    """Duplicate a mono file to two channels instead of rejecting it."""
+    prefetch: bool = True
+    """Compute the next batch's features in a background thread while the model runs (same outputs)."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class InferenceReport:
+    """What a folder run did: recordings processed, files written, and every failure with its reason."""
+
+    done: list[Path] = field(default_factory=list)
+    """Recordings that gave an output."""
+    written: list[Path] = field(default_factory=list)
+    """Files written (one CSV per recording, or the embeddings file)."""
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    """(recording, reason) of every file that could not be processed; nothing was written for it."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed recording (the reason names the file), then a count."""
+        if not self.failed:
+            return []
+        total = len(self.done) + len(self.failed)
+        return [f"failed: {reason}" for _, reason in self.failed] + [
+            f"{len(self.failed)} of {total} recording(s) failed; no output was written for them"
+        ]
 
 
 def _feature_config(model: LoadedModel):
@@ -36,57 +86,128 @@ def _feature_config(model: LoadedModel):
     return from_dict(FeatureConfig, data, source="checkpoint feature config")
 
 
-def _windows(model: LoadedModel, audio: np.ndarray) -> tuple[dict[str, torch.Tensor], int]:
-    """Stream inputs ``{src, doa, dist: (windows, C, 250, 64)}`` and the recording's label frames.
-
-    The recording is cut into 5 s windows (the last zero-padded) and each window is treated as a
-    training clip was: its own peak normalisation and its own WPE statistics.
-    """
+def split_windows(audio: np.ndarray) -> tuple[np.ndarray, int]:
+    """5 s windows ``(windows, 2, CLIP_SAMPLES)`` of a stereo recording ``(2, n)`` (the last zero-padded)
+    and the recording's label frames ``ceil(n / 2400)``."""
     from seld.features.config import num_label_frames
-    from seld.features.extract import compute_batch_features
 
-    label_frames = num_label_frames(audio.shape[1])
+    if audio.ndim != 2 or audio.shape[0] != 2 or audio.shape[1] == 0:
+        raise DataError(f"expected a non-empty stereo recording (2, samples), got shape {tuple(audio.shape)}")
     n_windows = -(-audio.shape[1] // CLIP_SAMPLES)
     padded = np.zeros((2, n_windows * CLIP_SAMPLES), dtype=np.float32)
     padded[:, : audio.shape[1]] = audio
-    clips = padded.reshape(2, n_windows, CLIP_SAMPLES).transpose(1, 0, 2)  # (windows, 2, samples)
-    s = model.streams
-    views = s.eval_source_views()  # the source input(s) at evaluation (streams.src_eval)
-    channels = s.required_channels(train=False)
-    feats = model.normalize(compute_batch_features(np.ascontiguousarray(clips), channels, _feature_config(model)))
-
-    def stack(chans: list[str]) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], axis=1), dtype=np.float32))
-
-    streams = {"src": stack(views[0]), "doa": stack(s.doa), "dist": stack(s.dist)}  # each (windows, C, 250, 64)
-    if len(views) > 1:  # (windows, V, C, 250, 64): predictions averaged over the views
-        streams["src_views"] = torch.stack([stack(v) for v in views], dim=1)
-    return streams, label_frames
+    return padded.reshape(2, n_windows, CLIP_SAMPLES).transpose(1, 0, 2), num_label_frames(audio.shape[1])
 
 
-@torch.no_grad()
+class WindowFeatures:
+    """Normalised encoder streams of a batch of 5 s windows; the feature config is resolved once."""
+
+    def __init__(self, model: LoadedModel):
+        s = model.streams
+        self.model = model
+        self.cfg = _feature_config(model)
+        self.views = s.eval_source_views()  # the source input(s) at evaluation (streams.src_eval)
+        self.channels = s.required_channels(train=False)
+
+    def __call__(self, clips: np.ndarray) -> dict[str, torch.Tensor]:
+        """``clips (B, 2, CLIP_SAMPLES)`` -> ``{src, doa, dist: (B, C, 250, 64)}`` float32 tensors, plus
+        ``src_views (B, V, C, 250, 64)`` when ``streams.src_eval`` averages V source views."""
+        from seld.features.extract import compute_batch_features
+
+        feats = self.model.normalize(compute_batch_features(np.ascontiguousarray(clips), self.channels, self.cfg))
+        s = self.model.streams
+
+        def stack(chans: list[str]) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(np.stack([feats[c] for c in chans], axis=1), dtype=np.float32))
+
+        streams = {"src": stack(self.views[0]), "doa": stack(s.doa), "dist": stack(s.dist)}
+        if len(self.views) > 1:  # predictions are averaged over the views
+            streams["src_views"] = torch.stack([stack(v) for v in self.views], dim=1)
+        return streams
+
+
+@dataclass
+class _Recording:
+    key: Any
+    label_frames: int
+    windows: int
+    parts: list[np.ndarray] = field(default_factory=list)
+
+
+def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndarray]],
+                       opts: InferenceOptions | None = None, device: str | torch.device = "cpu",
+                       embeddings: bool = False) -> Iterator[tuple[K, np.ndarray]]:
+    """``(key, output)`` per ``(key, audio (2, n))``, in input order; windows share batches across recordings.
+
+    The output is activated multi-ACCDOA ``(label_frames, 117)``, or with ``embeddings``
+    (fine-tuned models only) the audio-driven embeddings A ``(label_frames, D)``. Recordings are
+    read lazily: a recording is yielded as soon as its last window has been through a batch. With
+    ``opts.prefetch`` the features of the next batch are computed in a background thread while
+    the model runs on the current one (same numbers). The model is put in eval mode.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    opts = opts or InferenceOptions()
+    task = model.task
+    task.eval()  # whatever the caller left it in (a trainer's validate() ends in train mode): no dropout
+    if embeddings and not isinstance(task, FinetuneTask):
+        raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
+    fn = task.embed if embeddings else task.predict
+    features = WindowFeatures(model)
+    pending: deque[_Recording] = deque()  # recordings not yet yielded, in input order
+
+    def batches() -> Iterator[tuple[np.ndarray, list[_Recording]]]:
+        """Windows ``(n, 2, CLIP_SAMPLES)`` of up to ``batch_size`` and the recording of each; reads lazily."""
+        clips: list[np.ndarray] = []
+        owners: list[_Recording] = []
+        for key, audio in recordings:
+            windows, label_frames = split_windows(audio)
+            rec = _Recording(key, label_frames, len(windows))
+            pending.append(rec)
+            clips.extend(windows)
+            owners.extend([rec] * len(windows))
+            while len(clips) >= opts.batch_size:
+                yield np.stack(clips[: opts.batch_size]), owners[: opts.batch_size]
+                clips, owners = clips[opts.batch_size :], owners[opts.batch_size :]
+        if clips:
+            yield np.stack(clips), owners
+
+    def run(streams: dict[str, torch.Tensor], owners: list[_Recording]) -> Iterator[tuple[K, np.ndarray]]:
+        streams = {k: v.to(device) for k, v in streams.items()}
+        with torch.inference_mode():
+            views = [fn(b["src"], b["doa"], b["dist"]).float() for b in source_view_batches(streams)]
+            out = torch.stack(views).mean(0).cpu().numpy()
+        for o, rec in zip(out, owners):
+            rec.parts.append(o)
+        while pending and len(pending[0].parts) == pending[0].windows:
+            rec = pending.popleft()
+            yield rec.key, np.concatenate(rec.parts)[: rec.label_frames]
+
+    if not opts.prefetch:
+        for clips, owners in batches():
+            yield from run(features(clips), owners)
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seld-features") as pool:
+            ahead: deque[tuple[Future, list[_Recording]]] = deque()
+            for clips, owners in batches():
+                ahead.append((pool.submit(features, clips), owners))
+                if len(ahead) > 1:
+                    future, done_owners = ahead.popleft()
+                    yield from run(future.result(), done_owners)
+            while ahead:
+                future, done_owners = ahead.popleft()
+                yield from run(future.result(), done_owners)
+    assert not pending, "every recording is yielded"
+
+
 def predict_recording(model: LoadedModel, audio: np.ndarray, opts: InferenceOptions | None = None,
                       device: str | torch.device = "cpu", embeddings: bool = False) -> np.ndarray:
     """Activated output ``(label_frames, 117)`` of a stereo recording ``(2, n)`` of any length.
 
     With ``embeddings`` (fine-tuned models only) the audio-driven embeddings A ``(label_frames, D)``.
     """
-    opts = opts or InferenceOptions()
-    if audio.ndim != 2 or audio.shape[0] != 2 or audio.shape[1] == 0:
-        raise DataError(f"expected a non-empty stereo recording (2, samples), got shape {tuple(audio.shape)}")
-    streams, label_frames = _windows(model, audio)
-    task = model.task
-    if embeddings and not isinstance(task, FinetuneTask):
-        raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
-    outs = []
-    n = streams["src"].shape[0]
-    for i in range(0, n, opts.batch_windows):
-        batch = {k: v[i : i + opts.batch_windows].to(device) for k, v in streams.items()}
-        fn = task.embed if embeddings else task.predict
-        views = [fn(b["src"], b["doa"], b["dist"]).float() for b in source_view_batches(batch)]
-        outs.append(torch.stack(views).mean(0).cpu())
-    out = torch.cat(outs).reshape(n * LABEL_FRAMES, -1)
-    return out[:label_frames].numpy()
+    ((_, out),) = predict_recordings(model, [(0, audio)], opts, device, embeddings)
+    return out
 
 
 def list_audio(path: str | os.PathLike[str]) -> list[Path]:
@@ -108,10 +229,23 @@ def audio_config(model: LoadedModel, opts: InferenceOptions) -> AudioConfig:
     return AudioConfig(sample_rate=rate, clip_samples=0, resample=opts.resample, mono_to_stereo=opts.mono_to_stereo)
 
 
+def _readable(files: list[Path], acfg: AudioConfig, report: InferenceReport, bar: Any) -> Iterator[tuple[Path, np.ndarray]]:
+    """``(path, audio)`` of each file that loads; a bad file goes to ``report.failed`` (the run goes on)."""
+    for wav in files:
+        try:
+            audio = load_stereo(wav, acfg, hints=CLI_HINTS)
+        except DataError as exc:
+            report.failed.append((wav, str(exc)))
+            bar.update(1)
+            continue
+        yield wav, audio
+
+
 def infer_to_csv(model: LoadedModel, audio_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                  opts: InferenceOptions | None = None, device: str | torch.device = "cpu",
-                 progress: bool = True) -> list[Path]:
-    """Write one DCASE2025 CSV per recording under ``out_dir``; returns their paths."""
+                 progress: bool = True) -> InferenceReport:
+    """Write one DCASE2025 CSV per recording under ``out_dir``; every file is tried, bad ones are
+    listed in the report (no CSV for them). DataError only when ``audio_path`` holds no WAV file."""
     from tqdm import tqdm
 
     from seld.data.metadata import write_metadata_csv
@@ -119,32 +253,58 @@ def infer_to_csv(model: LoadedModel, audio_path: str | os.PathLike[str], out_dir
 
     opts = opts or InferenceOptions()
     files = list_audio(audio_path)
-    acfg = audio_config(model, opts)
-    paths = []
-    for wav in tqdm(files, desc="infer", disable=not progress):
-        out = predict_recording(model, load_stereo(wav, acfg), opts, device)
-        events = decode_output(out, opts.threshold, opts.merge_deg)
-        paths.append(write_metadata_csv(Path(out_dir) / f"{wav.stem}.csv", events))
-    return paths
+    report = InferenceReport()
+    with tqdm(total=len(files), desc="infer", unit="file", disable=not progress) as bar:
+        for wav, out in predict_recordings(model, _readable(files, audio_config(model, opts), report, bar), opts, device):
+            events = decode_output(out, opts.threshold, opts.merge_deg)
+            report.written.append(write_metadata_csv(Path(out_dir) / f"{wav.stem}.csv", events))
+            report.done.append(wav)
+            bar.update(1)
+    return report
+
+
+class _NothingWritten(Exception):
+    """Every recording failed: leave no embeddings file behind."""
 
 
 def export_embeddings(model: LoadedModel, audio_path: str | os.PathLike[str], out_file: str | os.PathLike[str],
                       opts: InferenceOptions | None = None, device: str | torch.device = "cpu",
-                      progress: bool = True) -> int:
-    """Write A ``(label_frames, D)`` per recording as dataset ``<stem>`` of one HDF5 file; returns the count."""
+                      progress: bool = True) -> InferenceReport:
+    """Write A ``(label_frames, D)`` per recording as dataset ``<stem>`` of one HDF5 file.
+
+    Bad files are listed in the report and left out; no file is written when none succeeds.
+    """
     import h5py
     from tqdm import tqdm
 
     from seld.io_utils import atomic_path
 
     opts = opts or InferenceOptions()
+    if not isinstance(model.task, FinetuneTask):
+        raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
     files = list_audio(audio_path)
-    acfg = audio_config(model, opts)
-    with atomic_path(out_file) as tmp:
-        with h5py.File(tmp, "w") as f:
+    report = InferenceReport()
+    try:
+        with atomic_path(out_file) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["frame_hop_seconds"] = 0.1
-            for wav in tqdm(files, desc="embed", disable=not progress):
-                emb = predict_recording(model, load_stereo(wav, acfg), opts, device, embeddings=True)
-                ds = f.create_dataset(wav.stem, data=emb.astype(np.float32))
-                ds.attrs["audio_path"] = str(wav)
-    return len(files)
+            with tqdm(total=len(files), desc="embed", unit="file", disable=not progress) as bar:
+                readable = _readable(files, audio_config(model, opts), report, bar)
+                for wav, emb in predict_recordings(model, readable, opts, device, embeddings=True):
+                    ds = f.create_dataset(wav.stem, data=emb.astype(np.float32))
+                    ds.attrs["audio_path"] = str(wav)
+                    report.done.append(wav)
+                    bar.update(1)
+            if not report.done:
+                raise _NothingWritten
+    except _NothingWritten:
+        return report
+    report.written.append(Path(out_file))
+    return report
+
+
+def set_threads(num_threads: Optional[int]) -> None:
+    """torch CPU threads for inference (None: leave torch's default)."""
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        torch.set_num_threads(num_threads)

@@ -107,6 +107,17 @@ def run_stage_command(args: argparse.Namespace, stage: str) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     """--checkpoint/--audio/--out and the audio handling options of infer and embed."""
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="pre-training or fine-tuning checkpoint")
@@ -114,6 +125,9 @@ def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str) -> N
     parser.add_argument("--out", required=True, metavar="PATH", help=out_help)
     parser.add_argument("--resample", action="store_true", help="resample audio of another rate instead of failing")
     parser.add_argument("--mono-to-stereo", action="store_true", help="duplicate mono files instead of failing")
-    parser.add_argument("--batch-windows", type=int, default=8, help="5 s windows per forward pass")
+    parser.add_argument("--batch-size", "--batch-windows", dest="batch_size", type=positive_int, default=16, metavar="N",
+                        help="5 s windows per batch (features and forward pass), across files (default 16)")
+    parser.add_argument("--num-threads", type=positive_int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy CPU)")
     add_device_argument(parser)
     add_progress_argument(parser)

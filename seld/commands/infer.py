@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from seld.commands._common import add_recording_arguments, device_name, resolve_progress
 
@@ -15,13 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seld.inference import InferenceOptions, infer_to_csv
+    from seld.inference import InferenceOptions, infer_to_csv, set_threads
     from seld.train.stages import load_task
 
     progress = resolve_progress(args.progress)
+    set_threads(args.num_threads)
     device = device_name(args.device)
     model = load_task(args.checkpoint, device)
-    opts = InferenceOptions(args.threshold, args.merge_deg, args.batch_windows, args.resample, args.mono_to_stereo)
-    paths = infer_to_csv(model, args.audio, args.out, opts, device, progress=progress)
-    print(f"wrote {len(paths)} CSV file(s) to {args.out}")
-    return 0
+    opts = InferenceOptions(threshold=args.threshold, merge_deg=args.merge_deg, batch_size=args.batch_size,
+                            resample=args.resample, mono_to_stereo=args.mono_to_stereo)
+    report = infer_to_csv(model, args.audio, args.out, opts, device, progress=progress)
+    for line in report.failure_lines():
+        print(line, file=sys.stderr)
+    print(f"wrote {len(report.written)} CSV file(s) to {args.out}")
+    return 0 if report.ok else 1

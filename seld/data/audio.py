@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Optional
 
 import numpy as np
 import soundfile as sf
@@ -27,14 +29,62 @@ class AudioConfig:
     """Duplicate a mono file to two channels instead of rejecting it."""
 
 
-def load_stereo(path: str | os.PathLike[str], cfg: AudioConfig | None = None) -> np.ndarray:
+CONFIG_HINTS: dict[str, str] = {
+    "mono_to_stereo": "set audio.mono_to_stereo: true",
+    "resample": "set audio.resample: true",
+    "pad_or_trim": "set audio.pad_or_trim: true",
+}
+"""How a config-driven command (``seld features``) asks for each fix; commands with flags pass their own."""
+
+
+def _wav_data_shortfall(p: Path) -> Optional[tuple[int, int]]:
+    """``(declared, present)`` bytes of a RIFF/WAVE file's ``data`` chunk when the file holds fewer
+    bytes than its header declares (a copy or download cut short); None otherwise or for other formats.
+
+    libsndfile reads such a file without complaint, returning only the samples present.
+    """
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None  # RF64, W64 or not a WAV: libsndfile's own checks apply
+            size = p.stat().st_size
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None  # no data chunk: libsndfile reports the file as unreadable
+                cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"data":
+                    present = size - f.tell()
+                    # 0 and 0xFFFFFFFF: a header written before the length was known (streaming writers)
+                    if length not in (0, 0xFFFFFFFF) and present < length:
+                        return length, present
+                    return None
+                f.seek(length + (length & 1), os.SEEK_CUR)
+    except OSError:
+        return None  # soundfile reports unreadable files with its own message
+
+
+def load_stereo(
+    path: str | os.PathLike[str], cfg: AudioConfig | None = None, hints: Optional[Mapping[str, str]] = None
+) -> np.ndarray:
     """Read a stereo WAV as float32 ``(2, samples)`` and validate it against ``cfg``.
 
-    Raises DataError naming the file for an unreadable file, a wrong channel count, a wrong
-    sample rate or a wrong length, unless ``cfg`` asks to fix that deviation.
+    Raises DataError naming the file for an unreadable file, a WAV whose data is shorter than its
+    header says, a wrong channel count, a wrong sample rate or a wrong length, unless ``cfg``
+    asks to fix that deviation. ``hints`` (keys ``mono_to_stereo``, ``resample``,
+    ``pad_or_trim``) say how the calling command enables each fix; default :data:`CONFIG_HINTS`.
     """
     cfg = cfg or AudioConfig()
+    hint = {**CONFIG_HINTS, **(hints or {})}
     p = Path(path)
+    shortfall = _wav_data_shortfall(p)
+    if shortfall is not None:
+        declared, present = shortfall
+        raise DataError(
+            f"{p}: truncated WAV file: its header declares {declared} bytes of audio data but the file "
+            f"holds {present} (the file was cut short; copy it again)"
+        )
     try:
         audio, rate = sf.read(str(p), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
@@ -45,15 +95,14 @@ def load_stereo(path: str | os.PathLike[str], cfg: AudioConfig | None = None) ->
     if audio.shape[0] != NUM_CHANNELS:
         raise DataError(
             f"{p}: expected {NUM_CHANNELS} channels (stereo L/R), got {audio.shape[0]}"
-            + ("" if audio.shape[0] != 1 else "; set audio.mono_to_stereo to duplicate mono files")
+            + ("" if audio.shape[0] != 1 else f"; {hint['mono_to_stereo']} to duplicate mono files")
         )
     if audio.shape[1] == 0:
         raise DataError(f"{p}: empty recording (0 samples)")
     if rate != cfg.sample_rate:
         if not cfg.resample:
             raise DataError(
-                f"{p}: sample rate {rate} Hz, expected {cfg.sample_rate} Hz; "
-                "set audio.resample: true to resample"
+                f"{p}: sample rate {rate} Hz, expected {cfg.sample_rate} Hz; {hint['resample']} to resample"
             )
         import librosa
 
@@ -64,7 +113,7 @@ def load_stereo(path: str | os.PathLike[str], cfg: AudioConfig | None = None) ->
             kind = "truncated" if audio.shape[1] < cfg.clip_samples else "too long"
             raise DataError(
                 f"{p}: {kind}: {audio.shape[1]} samples, expected {cfg.clip_samples}; "
-                "set audio.pad_or_trim: true to pad or trim"
+                f"{hint['pad_or_trim']} to pad or trim"
             )
         if audio.shape[1] < cfg.clip_samples:
             audio = np.pad(audio, ((0, 0), (0, cfg.clip_samples - audio.shape[1])))

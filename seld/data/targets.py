@@ -42,7 +42,13 @@ def build_adpit_target(events: Iterable[Event], num_frames: int = LABEL_FRAMES) 
 
 
 def target_to_events(target: np.ndarray) -> list[Event]:
-    """Inverse of :func:`build_adpit_target`: the events a target encodes (distance rounded to cm)."""
+    """Inverse of :func:`build_adpit_target`: the events a target encodes.
+
+    Azimuth and distance are rounded to whole degrees and centimetres, as the DCASE2025 CSV the
+    target was built from stores them: scoring these events equals scoring the CSV (an unrounded
+    azimuth such as 54.99999 made a prediction exactly 20 degrees off a miss in validation but a
+    hit in ``seld evaluate``).
+    """
     if target.ndim != 4 or target.shape[1:] != (NUM_DUMMY_TRACKS, NUM_TARGET_VALUES, NUM_CLASSES):
         raise ValueError(f"target must be (frames, 6, 4, 13), got {tuple(target.shape)}")
     events: list[Event] = []
@@ -50,6 +56,6 @@ def target_to_events(target: np.ndarray) -> list[Event]:
     for f, s, c in zip(frames.tolist(), slots.tolist(), classes.tolist()):
         _, x, y, d = target[f, s, :, c]
         source = {0: 0, 1: 0, 2: 1, 3: 0, 4: 1, 5: 2}[s]
-        az = float(np.rad2deg(np.arctan2(y, x)))
+        az = float(round(float(np.rad2deg(np.arctan2(y, x)))))
         events.append(Event(f, c, source, az, float(round(d * 100.0))))
     return events

@@ -99,9 +99,15 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
     try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle also draws torch's protocol warning
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise CheckpointError(f"{p}: cannot read checkpoint ({type(exc).__name__}: {exc})") from exc
+        # torch's own text advises re-running with weights_only=False (unsafe on untrusted files): not shown
+        raise CheckpointError(
+            f"{p}: not a textseld checkpoint ({_unreadable_reason(exc)}); "
+            "give a .pt file written by `seld pretrain` or `seld finetune`"
+        ) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{p}: not a textseld checkpoint (no 'model' entry)")
     versions = ckpt.get("versions", {})
@@ -110,6 +116,19 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if versions.get("textseld") and versions["textseld"] != __version__:
         warnings.warn(f"{p}: saved with textseld {versions['textseld']}, running {__version__}", stacklevel=2)
     return ckpt
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words and without torch's advice."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it pickles the Python object {found.group(1)}, which checkpoints never hold"
+    if "WeightsUnpickler" in text or "Weights only load failed" in text:
+        return "a pickle that is not a plain tensor container"
+    if "zip archive" in text or "central directory" in text:
+        return "a corrupt or truncated PyTorch file"
+    return "not a PyTorch file"
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, strict: bool = True) -> None:

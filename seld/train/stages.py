@@ -426,7 +426,12 @@ class LoadedModel:
         out = {}
         for name, x in feats.items():
             s = self.normalization.get(name)
-            out[name] = x if s is None else (x - s["mean"]) / max(s["std"], MIN_STD)  # as SeldDataset
+            if s is None:
+                out[name] = x
+                continue
+            # float32 mean and reciprocal std, exactly as SeldDataset computes them: bit-identical inputs
+            mean, scale = np.float32(s["mean"]), np.float32(1.0 / max(s["std"], MIN_STD))
+            out[name] = (x - mean) * scale
         return out
 
 

@@ -1,0 +1,33 @@
+"""``scripts/bench/bench_training.py`` on test-size models: every stage runs and prints its figures
+(no timing asserts); trimming sentences to the batch's longest leaves the pooled embeddings unchanged."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+from tests.train.conftest import single_thread
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "bench_training.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_training", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_training_tiny(capsys):
+    with single_thread():
+        res = _load().main(["--size", "tiny", "--steps", "1", "--batch-size", "1"])
+    out = capsys.readouterr().out
+    print(out)
+    for line in ("pre-training rcc", "pre-training beats", "RCC-CLIP-GREP", "RCC-BERT-GREP", "authors to 77"):
+        assert line in out
+    assert all(math.isfinite(v) for v in res.values())
+    for kind in ("clip", "bert"):
+        assert res[f"finetune_{kind}_sentences_per_s"] > 0
+        assert 5 < res[f"{kind}_mean_tokens"] <= res[f"{kind}_tokens_trimmed"] < 77
+        assert res[f"{kind}_pooled_diff_77"] < 1e-4  # padding to 77 changes the cost, not the embedding
+    assert res["pretrain_rcc_steps_per_s"] > 0 and res["pretrain_beats_steps_per_s"] > 0
