@@ -140,7 +140,7 @@ class SeldDataset(Dataset):
         self.scale = np.ones(len(self.channels), dtype=np.float32)
         self.normalization_path = Path(normalization_path) if normalization_path is not None else None
         if self.normalization_path is not None:
-            from seld.features.normalization import MIN_STD, load_normalization
+            from seld.data.normalization import MIN_STD, load_normalization
 
             stats = load_normalization(self.normalization_path)
             absent = [c for c in needed if c not in stats]

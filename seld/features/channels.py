@@ -1,7 +1,8 @@
 """Feature channels of spec section 4, registered by name; a config lists which to compute.
 
 Every channel is a function of a :class:`FeatureContext` (a batch of stereo clips with lazily
-computed, shared intermediates) returning ``(B, T, n_mels)`` float64.
+computed, shared intermediates) returning ``(B, T, n_mels)`` (float32 from the mel product,
+float64 for ``ipd_*``; stored as float32).
 
 Definitions (L, R: STFTs of the left/right channel; ``mel(.)``: Slaney mel filterbank applied
 per frame; ``dB(p) = 10 log10(max(p, amin))``):
@@ -13,14 +14,22 @@ per frame; ``dB(p) = 10 log10(max(p, amin))``):
   in [-1, 1] (|Re(Y W*)| <= |Y||W| <= (|W|^2 + |Y|^2) / 2); it equals
   mel(|L|^2 - |R|^2) / mel(|L|^2 + |R|^2), so a source panned as L = (1 + s)x, R = (1 - s)x
   (s = sin azimuth) gives exactly 2s / (1 + s^2): positive on the left, negative on the right.
+  It is computed in that second form, from the two mel powers of L and R.
 * ``ipd_cos``, ``ipd_sin``: cos / sin of the phase of L R* per bin (phase 0 where L or R is 0),
   averaged over each mel band with the filter weights normalised to sum 1. The config name
   ``ipd`` is a group that expands to both.
-* ``direct_logmel``, ``reverb_logmel``: dB mel power of the WPE direct part of w = (l + r) / 2
-  and of the reverberant rest w - direct (see :mod:`seld.features.wpe`).
+* ``direct_logmel``, ``reverb_logmel``: dB mel power of the WPE direct part D of W and of the
+  reverberant rest W - D, both in the STFT domain as the authors do (no resynthesis): WPE runs on
+  the feature STFT of W (every frame of the clip, incl. the dropped last one, gives the
+  statistics) and ``|D|^2``, ``|W - D|^2`` go through the mel filterbank. W - D is exactly WPE's
+  prediction of the late reverberation (see :mod:`seld.features.wpe`).
 * ``drr_logmel`` = dB(mel|D|^2) - dB(mel|Rev|^2), the direct-to-reverberant ratio per band.
 
-Add a channel: decorate a function of the context with ``@register_channel("name")``.
+Every mel-filtered per-bin quantity a batch needs (|L|^2, |R|^2, |W|^2, |D|^2, |W - D|^2) is
+computed from the same spectra and filtered in ONE matrix product (:meth:`FeatureContext.prepare_mel`).
+
+Add a channel: decorate a function of the context with ``@register_channel("name", mel_inputs=...)``;
+add a per-bin quantity to :data:`PER_BIN` if it needs a new one.
 """
 from __future__ import annotations
 
@@ -31,18 +40,28 @@ from typing import Callable, Iterable
 import torch
 
 from seld.errors import ConfigError
-from seld.features.config import MelConfig, StftConfig, WpeConfig
+from seld.features.params import MelConfig, StftConfig, WpeConfig
 from seld.features.stft import mel_basis, mel_filter, power_to_db, stft
+from seld.features.wpe import wpe
+
+MEL_DTYPE = torch.float32
+"""Precision of the mel product: the per-bin powers are computed in float64 from float64 spectra
+and rounded once (relative 6e-8, i.e. < 1e-6 dB), which halves the product's time and memory."""
 
 
-def _power(spec: torch.Tensor) -> torch.Tensor:
-    return spec.real**2 + spec.imag**2
+def _power_into(spec: torch.Tensor, out: torch.Tensor) -> None:
+    """|spec|^2 of complex ``(B, F, T)`` written into ``out (B, T, F)``."""
+    re, im = spec.real.mT, spec.imag.mT
+    torch.mul(re, re, out=out)
+    out.addcmul_(im, im)
 
 
 class FeatureContext:
     """A batch of padded stereo clips ``(B, 2, n)`` and the intermediates the channels share.
 
-    ``num_frames``: feature frames kept from each centred STFT (5 x label frames).
+    ``num_frames``: feature frames kept from each centred STFT (5 x label frames). Everything is
+    computed on ``audio.device``: spectra and WPE in float64 / complex128, the mel product in
+    :data:`MEL_DTYPE`.
     """
 
     def __init__(
@@ -62,24 +81,23 @@ class FeatureContext:
         self.mel_cfg = mel_cfg
         self.wpe_cfg = wpe_cfg
         self.sample_rate = sample_rate
-        self.basis = mel_basis(mel_cfg, stft_cfg.n_fft, sample_rate)  # (M, F)
-
-    def spectrum(self, wave: torch.Tensor) -> torch.Tensor:
-        """Feature STFT of ``wave (..., n)`` -> complex ``(..., F, T)``."""
-        return stft(wave, self.stft_cfg.n_fft, self.stft_cfg.hop_length, self.num_frames)
-
-    def to_mel(self, per_bin: torch.Tensor) -> torch.Tensor:
-        """Mel-filtered ``(..., F, T)`` -> ``(..., T, M)``."""
-        return mel_filter(per_bin, self.basis)
+        self.basis = mel_basis(mel_cfg, stft_cfg.n_fft, sample_rate).to(self.audio.device)  # (M, F)
+        self._mel: dict[str, torch.Tensor] = {}
 
     def db(self, power: torch.Tensor) -> torch.Tensor:
         """``10 log10(max(power, amin))``, same shape."""
         return power_to_db(power, self.mel_cfg.amin)
 
     @functools.cached_property
+    def stereo_full(self) -> torch.Tensor:
+        """Untrimmed STFTs of L and R (every centred frame): complex ``(B, 2, F, T + 1)``."""
+        c = self.stft_cfg
+        return stft(self.audio, c.n_fft, c.hop_length, c.win_length)
+
+    @functools.cached_property
     def stereo_spec(self) -> torch.Tensor:
-        """STFTs of L and R: complex ``(B, 2, F, T)``."""
-        return self.spectrum(self.audio)
+        """STFTs of L and R, trimmed to the feature frames: complex ``(B, 2, F, T)``."""
+        return self.stereo_full[..., : self.num_frames]
 
     @functools.cached_property
     def mid_spec(self) -> torch.Tensor:
@@ -87,23 +105,10 @@ class FeatureContext:
         return 0.5 * (self.stereo_spec[:, 0] + self.stereo_spec[:, 1])
 
     @functools.cached_property
-    def side_spec(self) -> torch.Tensor:
-        """Y = (L - R) / 2: complex ``(B, F, T)``."""
-        return 0.5 * (self.stereo_spec[:, 0] - self.stereo_spec[:, 1])
-
-    @functools.cached_property
-    def mel_power_lr(self) -> torch.Tensor:
-        """mel|L|^2 and mel|R|^2: ``(B, 2, T, M)``."""
-        return self.to_mel(_power(self.stereo_spec))
-
-    @functools.cached_property
-    def mel_power_direct_reverb(self) -> torch.Tensor:
-        """Mel power of the WPE direct part and the reverberant rest of w: ``(B, 2, T, M)``."""
-        from seld.features.wpe import direct_and_reverberant
-
-        w = 0.5 * (self.audio[:, 0] + self.audio[:, 1])
-        direct, reverb = direct_and_reverberant(w, self.wpe_cfg)
-        return self.to_mel(_power(self.spectrum(torch.stack([direct, reverb], dim=1))))
+    def direct_spec(self) -> torch.Tensor:
+        """WPE direct part D of W (statistics over all frames of the clip): complex ``(B, F, T)``."""
+        mid_full = 0.5 * (self.stereo_full[:, 0] + self.stereo_full[:, 1])
+        return wpe(mid_full, self.wpe_cfg)[..., : self.num_frames].to(self.mid_spec.dtype)
 
     @functools.cached_property
     def ipd_phasor(self) -> torch.Tensor:
@@ -117,6 +122,36 @@ class FeatureContext:
         """Mel filters normalised to sum 1 per band: ``(M, F)``."""
         return self.basis / torch.clamp(self.basis.sum(dim=1, keepdim=True), min=1e-12)
 
+    def prepare_mel(self, names: Iterable[str]) -> None:
+        """Mel-filter the per-bin quantities ``names`` (keys of :data:`PER_BIN`) not yet done, all
+        in one matrix product ``(B, Q, T, F) @ (F, M)`` in :data:`MEL_DTYPE`."""
+        todo = [n for n in dict.fromkeys(names) if n not in self._mel]
+        if not todo:
+            return
+        b, _, nf, t = self.stereo_spec.shape
+        stacked = torch.empty(b, len(todo), t, nf, dtype=MEL_DTYPE, device=self.audio.device)
+        for i, n in enumerate(todo):
+            PER_BIN[n](self, stacked[:, i])
+        out = torch.matmul(stacked, self.basis.T.to(MEL_DTYPE))  # (B, Q, T, M)
+        for i, n in enumerate(todo):
+            self._mel[n] = out[:, i]
+
+    def mel(self, name: str) -> torch.Tensor:
+        """Mel-filtered per-bin quantity ``name``: ``(B, T, M)``."""
+        self.prepare_mel([name])
+        return self._mel[name]
+
+
+PER_BIN: dict[str, Callable[[FeatureContext, torch.Tensor], None]] = {
+    "power_l": lambda c, out: _power_into(c.stereo_spec[:, 0], out),
+    "power_r": lambda c, out: _power_into(c.stereo_spec[:, 1], out),
+    "power_mid": lambda c, out: _power_into(c.mid_spec, out),
+    "power_direct": lambda c, out: _power_into(c.direct_spec, out),
+    "power_reverb": lambda c, out: _power_into(c.mid_spec - c.direct_spec, out),
+}
+"""Per-bin quantities that channels use through the mel filterbank; each writes its values of
+the batch into a ``(B, T, F)`` slice of the stacked input of the one mel product."""
+
 
 ChannelFn = Callable[[FeatureContext], torch.Tensor]
 
@@ -129,6 +164,8 @@ class ChannelSpec:
     fn: ChannelFn
     needs_wpe: bool
     """True when computing it runs WPE (slow)."""
+    mel_inputs: tuple[str, ...]
+    """Keys of :data:`PER_BIN` it reads through :meth:`FeatureContext.mel`."""
 
 
 CHANNELS: dict[str, ChannelSpec] = {}
@@ -138,13 +175,18 @@ CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {"ipd": ("ipd_cos", "ipd_sin")}
 """Config shorthands that expand to several channels."""
 
 
-def register_channel(name: str, needs_wpe: bool = False) -> Callable[[ChannelFn], ChannelFn]:
+def register_channel(
+    name: str, needs_wpe: bool = False, mel_inputs: tuple[str, ...] = ()
+) -> Callable[[ChannelFn], ChannelFn]:
     """Decorator registering a channel function under ``name``."""
 
     def deco(fn: ChannelFn) -> ChannelFn:
         if name in CHANNELS or name in CHANNEL_GROUPS:
             raise ValueError(f"feature channel '{name}' is already registered")
-        CHANNELS[name] = ChannelSpec(name, fn, needs_wpe)
+        unknown = [q for q in mel_inputs if q not in PER_BIN]
+        if unknown:
+            raise ValueError(f"feature channel '{name}': unknown per-bin quantities {unknown}")
+        CHANNELS[name] = ChannelSpec(name, fn, needs_wpe, tuple(mel_inputs))
         return fn
 
     return deco
@@ -180,32 +222,32 @@ def needs_wpe(names: Iterable[str]) -> bool:
     return any(CHANNELS[n].needs_wpe for n in resolve_channels(names))
 
 
-@register_channel("logmel_l")
+@register_channel("logmel_l", mel_inputs=("power_l",))
 def logmel_l(ctx: FeatureContext) -> torch.Tensor:
-    return ctx.db(ctx.mel_power_lr[:, 0])
+    return ctx.db(ctx.mel("power_l"))
 
 
-@register_channel("logmel_r")
+@register_channel("logmel_r", mel_inputs=("power_r",))
 def logmel_r(ctx: FeatureContext) -> torch.Tensor:
-    return ctx.db(ctx.mel_power_lr[:, 1])
+    return ctx.db(ctx.mel("power_r"))
 
 
-@register_channel("logmel_mid")
+@register_channel("logmel_mid", mel_inputs=("power_mid",))
 def logmel_mid(ctx: FeatureContext) -> torch.Tensor:
-    return ctx.db(ctx.to_mel(_power(ctx.mid_spec)))
+    return ctx.db(ctx.mel("power_mid"))
 
 
-@register_channel("ild")
+@register_channel("ild", mel_inputs=("power_l", "power_r"))
 def ild(ctx: FeatureContext) -> torch.Tensor:
-    return ctx.db(ctx.mel_power_lr[:, 0]) - ctx.db(ctx.mel_power_lr[:, 1])
+    return ctx.db(ctx.mel("power_l")) - ctx.db(ctx.mel("power_r"))
 
 
-@register_channel("ivy")
+@register_channel("ivy", mel_inputs=("power_l", "power_r"))
 def ivy(ctx: FeatureContext) -> torch.Tensor:
-    w, y = ctx.mid_spec, ctx.side_spec
-    intensity = ctx.to_mel((y * w.conj()).real)
-    energy = ctx.to_mel(0.5 * (_power(w) + _power(y)))
-    return intensity / torch.clamp(energy, min=ctx.mel_cfg.amin)
+    # mel(Re(Y W*)) / mel((|W|^2 + |Y|^2) / 2) with W, Y = (L +- R) / 2 is exactly
+    # mel(|L|^2 - |R|^2) / mel(|L|^2 + |R|^2): it reuses the two mel powers of L and R.
+    left, right = ctx.mel("power_l"), ctx.mel("power_r")
+    return (left - right) / torch.clamp(left + right, min=4 * ctx.mel_cfg.amin)
 
 
 @register_channel("ipd_cos")
@@ -218,22 +260,26 @@ def ipd_sin(ctx: FeatureContext) -> torch.Tensor:
     return mel_filter(ctx.ipd_phasor.imag, ctx.band_average)
 
 
-@register_channel("direct_logmel", needs_wpe=True)
+@register_channel("direct_logmel", needs_wpe=True, mel_inputs=("power_direct",))
 def direct_logmel(ctx: FeatureContext) -> torch.Tensor:
-    return ctx.db(ctx.mel_power_direct_reverb[:, 0])
+    return ctx.db(ctx.mel("power_direct"))
 
 
-@register_channel("reverb_logmel", needs_wpe=True)
+@register_channel("reverb_logmel", needs_wpe=True, mel_inputs=("power_reverb",))
 def reverb_logmel(ctx: FeatureContext) -> torch.Tensor:
-    return ctx.db(ctx.mel_power_direct_reverb[:, 1])
+    return ctx.db(ctx.mel("power_reverb"))
 
 
-@register_channel("drr_logmel", needs_wpe=True)
+@register_channel("drr_logmel", needs_wpe=True, mel_inputs=("power_direct", "power_reverb"))
 def drr_logmel(ctx: FeatureContext) -> torch.Tensor:
-    p = ctx.mel_power_direct_reverb
-    return ctx.db(p[:, 0]) - ctx.db(p[:, 1])
+    return ctx.db(ctx.mel("power_direct")) - ctx.db(ctx.mel("power_reverb"))
 
 
 def compute_channels(ctx: FeatureContext, names: Iterable[str]) -> dict[str, torch.Tensor]:
-    """Each named channel of the batch in ``ctx``: name -> ``(B, T, n_mels)`` float64."""
-    return {n: CHANNELS[n].fn(ctx) for n in resolve_channels(names)}
+    """Each named channel of the batch in ``ctx``: name -> ``(B, T, n_mels)`` float64.
+
+    The mel inputs of all requested channels are filtered together in one matrix product.
+    """
+    resolved = resolve_channels(names)
+    ctx.prepare_mel(q for n in resolved for q in CHANNELS[n].mel_inputs)
+    return {n: CHANNELS[n].fn(ctx) for n in resolved}

@@ -94,15 +94,34 @@ class ExtractionReport:
 # Computing features
 
 
-def prepare_audio(audio: np.ndarray, peak_normalize: bool, sample_rate: int):  # -> torch.Tensor
+CPU_CLIPS_PER_PASS = 1
+"""Clips that go through the front end together on a CPU (see :func:`compute_batch_features`)."""
+
+
+def feature_device(device: "str | torch.device | None" = None):  # -> torch.device
+    """The torch device features are computed on (CPU when None); ConfigError naming the setting
+    when CUDA is asked for but no CUDA device is visible."""
+    import torch
+
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"features: device '{device}' was asked for but torch sees no CUDA device "
+            "(torch.cuda.is_available() is False); set device: cpu"
+        )
+    return dev
+
+
+def prepare_audio(audio: np.ndarray, peak_normalize: bool, sample_rate: int, device=None):  # -> torch.Tensor
     """Peak-normalise each clip of ``audio (B, 2, n)`` and zero-pad it to whole label frames.
 
-    Returns a float64 tensor ``(B, 2, n')``. The peak is taken over both channels so the
-    level difference between L and R is kept; an all-zero clip is left as it is.
+    Returns a float64 tensor ``(B, 2, n')`` on ``device`` (CPU by default). The peak is taken
+    over both channels so the level difference between L and R is kept; an all-zero clip is left
+    as it is.
     """
     import torch
 
-    x = torch.as_tensor(np.asarray(audio), dtype=torch.float64)
+    x = torch.as_tensor(np.asarray(audio), dtype=torch.float64).to(feature_device(device))
     if x.ndim != 3 or x.shape[1] != 2:
         raise ValueError(f"audio must be (batch, 2, samples), got {tuple(x.shape)}")
     if peak_normalize:
@@ -112,21 +131,39 @@ def prepare_audio(audio: np.ndarray, peak_normalize: bool, sample_rate: int):  #
 
 
 def compute_batch_features(
-    audio: np.ndarray, channels: Iterable[str], cfg: FeatureConfig
+    audio: np.ndarray, channels: Iterable[str], cfg: FeatureConfig, device=None
 ) -> dict[str, np.ndarray]:
     """Features of a batch of equally long stereo clips ``(B, 2, n)``: name -> float32 ``(B, T, M)``.
 
-    T = 5 x ceil(n / 2400) at hop 480 and 24 kHz (250 for a 5 s clip); see
-    :mod:`seld.features.stft` for the padding and trimming.
+    THE batch entry point (extraction and inference): the spectra of both channels of a clip are
+    computed once and shared by all feature channels, and every mel-filtered quantity goes
+    through one matrix product; on a GPU the whole batch goes through at once, on a CPU
+    ``CPU_CLIPS_PER_PASS`` clips at a time (cache-sized). T = 5 x ceil(n / 2400) at hop 480
+    and 24 kHz (250 for a 5 s clip); see :mod:`seld.features.stft` for the padding and trimming.
+    ``device`` (``"cpu"``, ``"cuda"``, a torch.device; default ``cfg.device``) is where it is
+    computed; the result is always on the CPU. A clip's features do not depend on the other clips
+    of the batch.
     """
+    import torch
+
     sr = cfg.audio.sample_rate
-    x = prepare_audio(audio, cfg.peak_normalize, sr)
+    x = prepare_audio(audio, cfg.peak_normalize, sr, cfg.device if device is None else device)
     frames = num_feature_frames(x.shape[-1], cfg.stft.hop_length, sr)
-    ctx = FeatureContext(x, frames, cfg.stft, cfg.mel, cfg.wpe, sr)
-    return {k: v.numpy().astype(np.float32) for k, v in compute_channels(ctx, channels).items()}
+    # On a CPU the intermediates of one 5 s clip (~20 MB) already exceed the caches: passes of
+    # CPU_CLIPS_PER_PASS clips are faster per clip than the whole batch at once (measured on
+    # 2 cores: 5 ms/clip one at a time, 10 ms in fours, 13 ms in eights). A GPU takes it whole.
+    step = CPU_CLIPS_PER_PASS if x.device.type == "cpu" else x.shape[0]
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, x.shape[0], step):
+        ctx = FeatureContext(x[i : i + step], frames, cfg.stft, cfg.mel, cfg.wpe, sr)
+        for k, v in compute_channels(ctx, channels).items():
+            parts.setdefault(k, []).append(v.to("cpu", torch.float32).numpy())
+    return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in parts.items()}
 
 
-def compute_clip_features(audio: np.ndarray, channels: list[str], cfg: FeatureConfig) -> dict[str, np.ndarray]:
+def compute_clip_features(
+    audio: np.ndarray, channels: list[str], cfg: FeatureConfig, device=None
+) -> dict[str, np.ndarray]:
     """Features of one stereo clip ``(2, n)`` of any length: name -> float32 ``(T, n_mels)``.
 
     T = 5 x label frames, label frames = ceil(n / 2400) (the audio is zero-padded to that).
@@ -134,7 +171,7 @@ def compute_clip_features(audio: np.ndarray, channels: list[str], cfg: FeatureCo
     audio = np.asarray(audio)
     if audio.ndim != 2 or audio.shape[0] != 2:
         raise ValueError(f"audio must be stereo (2, samples), got shape {audio.shape}")
-    return {k: v[0] for k, v in compute_batch_features(audio[None], channels, cfg).items()}
+    return {k: v[0] for k, v in compute_batch_features(audio[None], channels, cfg, device).items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,6 +464,8 @@ def _chunks(items: list[Clip], size: int) -> Iterator[list[Clip]]:
 
 
 def _num_workers(cfg: FeatureConfig, num_tasks: int) -> int:
+    if cfg.device != "cpu":
+        return 1  # one process drives the GPU; batches are the parallelism
     workers = cfg.workers or (os.cpu_count() or 1)
     return max(1, min(workers, num_tasks))
 
@@ -458,6 +497,7 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
     from tqdm import tqdm
 
     expected_frames(cfg)  # validates clip_samples before any work
+    feature_device(cfg.device)  # CUDA asked for but absent: stop before any work
     clips, rejected = list_clips(cfg)  # a missing dataset root or split stops here
     out_dir = Path(cfg.output_dir)
     report = ExtractionReport(failed=list(rejected))
@@ -478,7 +518,7 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
                 todo.append(clip)
         if report.skipped:
             save_config_once()
-        tasks = [(cfg, chunk) for chunk in _chunks(todo, cfg.clips_per_task)]
+        tasks = [(cfg, chunk) for chunk in _chunks(todo, cfg.batch_size)]
         bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress or not todo, file=sys.stderr)
         workers = _num_workers(cfg, len(tasks))
 

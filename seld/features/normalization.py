@@ -1,38 +1,35 @@
 """Per-channel mean and standard deviation of the features of the training splits.
 
-Computed in one streaming pass over merged split files (chunks of clips, combined with Chan's
-parallel update in float64), stored as human-readable JSON beside the features::
-
-    {"channels": {"logmel_l": {"mean": -41.2, "std": 17.9}, ...},
-     "files": ["dev-train-sony.h5", ...], "num_clips": 1234, "values_per_channel": 19742720}
-
-and applied at load time by the dataset as ``(x - mean) / max(std, MIN_STD)``; the stored
-features stay unnormalised.
+Computed in one streaming pass over merged split files (chunks of ``clips_per_read`` clips,
+combined with Chan's parallel update in float64), so memory stays bounded by one chunk whatever
+the size of the split. The record, its JSON file and how it is applied are in
+:mod:`seld.data.normalization` (re-exported here).
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from seld.data.normalization import (
+    MIN_STD,
+    NORMALIZATION_FILE,
+    ChannelStats,
+    load_normalization,
+    save_normalization,
+)
 from seld.errors import DataError
-from seld.io_utils import atomic_write_text
 
-NORMALIZATION_FILE = "normalization.json"
-MIN_STD = 1e-6
-"""Floor of the std used when applying the statistics (a constant channel stays finite)."""
-
-
-@dataclass(frozen=True)
-class ChannelStats:
-    """Mean and std of one feature channel."""
-
-    mean: float
-    std: float
+__all__ = [
+    "MIN_STD",
+    "NORMALIZATION_FILE",
+    "ChannelStats",
+    "compute_normalization",
+    "load_normalization",
+    "save_normalization",
+]
 
 
 class _Running:
@@ -101,37 +98,3 @@ def compute_normalization(
                     running.setdefault(c, _Running()).update(block[:, i])
     assert channels is not None
     return {c: ChannelStats(running[c].mean, running[c].std) for c in channels}
-
-
-def save_normalization(
-    stats: dict[str, ChannelStats], path: str | os.PathLike[str], **meta: object
-) -> Path:
-    """Write ``stats`` (and any JSON-able ``meta``) as JSON atomically; returns the path."""
-    data = {"channels": {c: {"mean": s.mean, "std": s.std} for c, s in stats.items()}, **meta}
-    p = Path(path)
-    atomic_write_text(p, json.dumps(data, indent=2) + "\n")
-    return p
-
-
-def load_normalization(path: str | os.PathLike[str]) -> dict[str, ChannelStats]:
-    """Read a normalisation JSON; DataError naming the file when it is missing or malformed."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"normalisation file not found: {p} (run `seld features merge`)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{p}: not a valid normalisation JSON ({exc})") from exc
-    chans = data.get("channels") if isinstance(data, dict) else None
-    if not isinstance(chans, dict):
-        raise DataError(f"{p}: expected a top-level 'channels' mapping")
-    out: dict[str, ChannelStats] = {}
-    for name, s in chans.items():
-        try:
-            mean, std = float(s["mean"]), float(s["std"])
-        except (TypeError, KeyError, ValueError):
-            raise DataError(f"{p}: channel '{name}' needs numeric 'mean' and 'std', got {s!r}") from None
-        if not (np.isfinite(mean) and np.isfinite(std) and std >= 0):
-            raise DataError(f"{p}: channel '{name}' has invalid mean/std {mean}, {std}")
-        out[name] = ChannelStats(mean, std)
-    return out

@@ -28,7 +28,7 @@ def make_cfg(tmp_path: Path, workers: int = 1, channels: list[str] | None = None
         train_splits=[SPLIT],
         channels=channels or FAST,
         workers=workers,
-        clips_per_task=2,
+        batch_size=2,
     )
     cfg.wpe.iterations = 1
     return cfg
@@ -299,3 +299,26 @@ def test_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         assert not _alive(worker)
     finally:
         parent.kill()
+
+
+def test_cli_device_cuda_without_a_gpu_stops_with_the_setting_named(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    assert seld_main([*cli_args(dataset), "device=cuda"]) != 0
+    err = capsys.readouterr().err
+    assert "device 'cuda'" in err and "device: cpu" in err
+    assert not list((dataset / "feat").glob("clips/*/*.h5"))  # nothing computed
+
+
+def test_batches_of_clips_write_the_same_files_as_clip_by_clip(dataset: Path) -> None:
+    one = make_cfg(dataset, channels=FAST + ["direct_logmel", "reverb_logmel"])
+    one.batch_size, one.output_dir = 1, str(dataset / "feat1")
+    many = make_cfg(dataset, channels=FAST + ["direct_logmel", "reverb_logmel"])
+    many.batch_size, many.output_dir = 4, str(dataset / "feat4")
+    assert extract_features(one, progress=False).done == extract_features(many, progress=False).done == 4
+    for path in sorted((dataset / "feat1" / "clips" / SPLIT).glob("*.h5")):
+        with h5py.File(path, "r") as a, h5py.File(dataset / "feat4" / "clips" / SPLIT / path.name, "r") as b:
+            for name in one.channels:
+                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{path.name} {name}")

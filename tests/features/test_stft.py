@@ -12,10 +12,10 @@ from seld.features.extract import compute_clip_features
 from seld.features.stft import istft, log_mel, num_feature_frames, stft
 
 
-def librosa_logmel(x: np.ndarray) -> np.ndarray:
-    """librosa reference with the spec's parameters -> (frames, 64)."""
+def librosa_logmel(x: np.ndarray, win_length: int = 960) -> np.ndarray:
+    """librosa reference with the spec's parameters (960-sample Hann zero-padded to 1024) -> (frames, 64)."""
     mel = librosa.feature.melspectrogram(
-        y=x, sr=24000, n_fft=1024, hop_length=480, window="hann", center=True,
+        y=x, sr=24000, n_fft=1024, hop_length=480, win_length=win_length, window="hann", center=True,
         pad_mode="constant", power=2.0, n_mels=64, fmin=0.0, fmax=12000.0, htk=False, norm="slaney",
     )
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
@@ -69,11 +69,31 @@ def test_long_audio_equals_librosa_on_zero_padded_signal() -> None:
     np.testing.assert_allclose(ours, librosa_logmel(padded)[:355], atol=1e-3, rtol=0)
 
 
-def test_istft_inverts_stft() -> None:
+@pytest.mark.parametrize("win_length", [960, 1024])
+def test_istft_inverts_stft(win_length: int) -> None:
     x = torch.from_numpy(np.random.default_rng(1).standard_normal((3, 12000)))
-    spec = stft(x, 1024, 480)
+    spec = stft(x, 1024, 480, win_length)
     assert spec.shape == (3, 513, 12000 // 480 + 1)
-    np.testing.assert_allclose(istft(spec, 1024, 480, 12000).numpy(), x.numpy(), atol=1e-10)
+    np.testing.assert_allclose(istft(spec, 1024, 480, 12000, win_length).numpy(), x.numpy(), atol=1e-10)
+
+
+def test_stft_equals_librosa_with_the_window_zero_padded_to_n_fft(clip: np.ndarray) -> None:
+    ours = stft(torch.from_numpy(clip[0].astype(np.float64)), 1024, 480, 960).numpy()
+    ref = librosa.stft(clip[0].astype(np.float64), n_fft=1024, hop_length=480, win_length=960,
+                       window="hann", center=True, pad_mode="constant")
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    # the window length is a real setting: a 1024-sample window gives other log-mels
+    w1024 = log_mel(torch.from_numpy(clip[0]), StftConfig(win_length=1024), MelConfig()).numpy()
+    np.testing.assert_allclose(w1024, librosa_logmel(clip[0], win_length=1024)[:250], atol=1e-3, rtol=0)
+    assert np.abs(w1024 - librosa_logmel(clip[0])[:250]).max() > 0.1
+
+
+def test_bad_window_length_is_a_config_error() -> None:
+    from seld.config import from_dict
+    from seld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="win_length"):
+        from_dict(FeatureConfig, {"stft": {"win_length": 2048}})
 
 
 def test_hop_that_does_not_divide_the_label_hop_is_a_config_error() -> None:

@@ -1,0 +1,51 @@
+"""The feature benchmarks run on a tiny setting and print their side-by-side figures (no timing asserts)."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.features.simdata import write_dataset
+
+BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_wpe_prints_reference_and_ours(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load_script("bench_wpe")
+    assert bench.main(["--clips", "1", "--seconds", "1", "--repeats", "1", "--threads", "1",
+                       "--taps", "8", "--iterations", "1", "--profile"]) == 0
+    out = capsys.readouterr().out
+    for label in ("nara_wpe complex128", "nara_wpe complex64", "ours     complex128", "GFLOP/clip", "where our time goes"):
+        assert label in out, label
+    err = float(re.search(r"\(complex128\), per clip: ([0-9.e+-]+)", out).group(1))
+    assert err < 1e-6  # the printed parity is real: ours equals nara_wpe
+
+
+def test_bench_features_prints_old_new_and_memory(tmp_path: Path) -> None:
+    # run as a script: its memory probes are spawned processes that re-import it by path
+    write_dataset(tmp_path / "data", {"dev-train-synth": 1, "dev-test-synth": 1}, seed=0)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_features.py"), "--data", str(tmp_path / "data"),
+         "--keep", str(tmp_path / "work"), "--clips", "2", "--batch-size", "2", "--threads", "1",
+         "--repeats", "1", "--workers", "1", "--merge-clips", "2", "--wpe-iterations", "1", "--wpe-taps", "8"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    print(out)
+    for label in ("features without WPE: one clip per call", "features with WPE:    per clip + nara_wpe",
+                  "extraction to HDF5 with WPE, 1 workers", "extraction to HDF5 with WPE, 1 process", "merge + normalisation of     2 clips", "merge + normalisation of     8 clips",
+                  "merge peak memory growth", "training dataset reads"):
+        assert label in out, label
+    assert (tmp_path / "work" / "merge8" / "dev-train-synth.h5").is_file()
