@@ -6,6 +6,7 @@ built once per session): the numbers checked here do not depend on how well they
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 
@@ -396,3 +397,27 @@ def test_mean_lr_source_views_are_averaged_in_the_batched_path(finetuned, clips)
     for lo, ro, bo in zip(left, right, both):
         assert np.abs(lo - ro).max() > 1e-4  # the two views differ (by far more than the tolerance below)
         np.testing.assert_allclose(bo, (lo + ro) / 2, atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------- feature settings of old checkpoints
+def test_checkpoint_with_old_feature_settings_is_refused_by_name(tmp_path, tmp_path_factory):
+    """A checkpoint whose stored features predate ``stft.win_length`` (1024 window, resynthesised direct
+    signal, ``wpe.n_fft``) must not silently get today's features."""
+    from seld.errors import CheckpointError
+
+    ckpt = torch.load(pretrained_checkpoint(tmp_path_factory), map_location="cpu", weights_only=True)
+    features = ckpt["task"]["features"]
+    assert features["stft"]["win_length"] == 960  # what a current run stores
+    load_task(pretrained_checkpoint(tmp_path_factory))  # and it loads
+
+    old = copy.deepcopy(ckpt)
+    del old["task"]["features"]["stft"]["win_length"]
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"old\.pt: its features come from an older textseld"):
+        load_task(tmp_path / "old.pt")
+
+    unknown = copy.deepcopy(ckpt)
+    unknown["task"]["features"]["wpe"]["n_fft"] = 1024
+    torch.save(unknown, tmp_path / "unknown.pt")
+    with pytest.raises(CheckpointError, match=r"unknown\.pt: the feature settings stored .*n_fft"):
+        load_task(tmp_path / "unknown.pt")

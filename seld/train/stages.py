@@ -534,6 +534,34 @@ class LoadedModel:
         return out
 
 
+def _check_feature_record(features: dict[str, Any], src: str) -> None:
+    """Refuse a checkpoint whose stored feature settings this version would compute differently.
+
+    Features written before ``stft.win_length`` existed used a 1024-sample window and a resynthesised
+    WPE direct signal; silently computing today's features for such a model would feed it inputs it
+    never saw.
+    """
+    if not features:
+        return  # trained on features without a stored config: nothing to compare
+    from seld.features.config import FeatureConfig
+
+    stft = features.get("stft")
+    if isinstance(stft, dict) and "win_length" not in stft:
+        raise CheckpointError(
+            f"{src}: its features come from an older textseld (1024-sample STFT window, resynthesised WPE "
+            "direct signal) and this version computes them differently; re-extract features with "
+            "`seld features` and retrain"
+        )
+    data = {k: v for k, v in features.items() if k in {"stft", "mel", "wpe", "peak_normalize", "channels"}}
+    try:
+        from_dict(FeatureConfig, data, source=f"{src} (feature config)")
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise CheckpointError(
+            f"{src}: the feature settings stored in this checkpoint do not fit this textseld version ({exc}); "
+            "re-extract features with `seld features` and retrain"
+        ) from None
+
+
 def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the model of a pre-training or fine-tuning checkpoint (``weights_only`` load)."""
     ckpt = load_checkpoint(path, map_location="cpu")
@@ -560,6 +588,7 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
     else:
         raise CheckpointError(f"{src}: unknown training stage {stage!r} (expected 'pretrain', 'finetune' or 'baseline')")
     load_model_state(task, ckpt["model"], src)
+    _check_feature_record(extras.get("features", {}), src)
     task.to(device).eval()
     return LoadedModel(
         task=task, stage=stage, streams=streams,
