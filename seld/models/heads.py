@@ -111,12 +111,33 @@ class HeadConfig:
     """GREP activation between its two Linear layers; ``none`` = the authors' code (spec section 8)."""
     dropout: float = 0.0
     init_from_pretrain: bool = True  # TREP: start from the pre-training head when one is available
+    init: Literal["random", "lstsq"] = "random"
+    """GREP start: ``random`` (PyTorch's Linear init; the paper's recipe) or ``lstsq``: before the first
+    step of a new run (not on resume), the ridge regression from the pooled embedding A (frozen
+    tokenizer + text encoder, evaluation template, training clips) to the pre-training head's raw
+    outputs is written into the two Linear layers (first = identity when ``hidden_dim`` is the
+    embedding width), so the head starts at the tokenizer's level; needs ``model.pretrained`` and
+    ``activation: none`` (see seld/train/head_init.py)."""
+    lstsq_ridge: float = 1e-3
+    """``init: lstsq``: ridge weight relative to the mean diagonal of ``[A, 1]'[A, 1]``."""
+    lstsq_max_clips: Optional[int] = None
+    """``init: lstsq``: fit on the first this many training clips (None: all)."""
 
     def __post_init__(self) -> None:
         if self.type not in HEADS:
             raise ConfigError(f"head: unknown type {self.type!r}; valid: {', '.join(sorted(HEADS))}")
         if self.activation not in _ACTIVATIONS:
             raise ConfigError(f"head: unknown activation {self.activation!r}; valid: {', '.join(_ACTIVATIONS)}")
+        if self.init not in ("random", "lstsq"):
+            raise ConfigError(f"head.init: unknown value {self.init!r}; valid: random, lstsq")
+        if self.init == "lstsq" and self.type != "grep":
+            raise ConfigError(f"head.init=lstsq applies to the GREP head only (head.type is {self.type!r})")
+        if self.init == "lstsq" and self.activation != "none":
+            raise ConfigError(f"head.init=lstsq needs head.activation=none (a linear GREP head), got {self.activation!r}")
+        if self.lstsq_ridge < 0:
+            raise ConfigError(f"head.lstsq_ridge must be >= 0, got {self.lstsq_ridge}")
+        if self.lstsq_max_clips is not None and self.lstsq_max_clips < 1:
+            raise ConfigError(f"head.lstsq_max_clips must be >= 1 or null, got {self.lstsq_max_clips}")
 
 
 def build_head(cfg: HeadConfig, embed_dim: int) -> nn.Module:

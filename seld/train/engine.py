@@ -307,6 +307,8 @@ class Trainer:
         self._saved_step = 0  # global_step of the newest ``last`` (written or resumed)
         self.writer = None
         resumed = self._maybe_resume()  # before anything is written: a refused resume leaves the run as it was
+        self.resumed = resumed
+        """Whether this run continued from a checkpoint (its weights came from there)."""
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             for stale in remove_stale_temp_files(self.ckpt_dir) + remove_stale_temp_files(self.out_dir):

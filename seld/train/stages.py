@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
 from seld.config import from_dict, to_dict
 from seld.data.dataset import StreamConfig
@@ -32,8 +33,9 @@ from seld.text.sentences import frame_sentences
 from seld.text.templates import TEMPLATES
 from seld.text.tokenization import TemplateBatch
 from seld.train.checkpoint import load_checkpoint, load_model_state
-from seld.train.data import DataConfig, build_stage_datasets, make_validator
+from seld.train.data import ClipSubset, DataConfig, build_dataset, build_stage_datasets, make_validator
 from seld.train.engine import SeldTask, StepOutput, TrainConfig, Trainer, seed_everything
+from seld.train.head_init import check_lstsq_head, fit_grep_head
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -128,6 +130,8 @@ def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer
     validator = make_validator(cfg.metrics)
     trainer = Trainer(task, train_set, cfg.train, val_set, validator, resolved_config=cfg,
                       runtime_keys=STAGE_RUNTIME_KEYS)
+    if isinstance(cfg, FinetuneConfig) and cfg.model.head.init == "lstsq" and not trainer.resumed:
+        _lstsq_init_head(cfg, trainer)  # a resumed run has its weights from the checkpoint
     try:
         trainer.fit()
         if test_set is not None and trainer.finished:
@@ -431,10 +435,31 @@ def build_finetune_task(
     )
 
 
+def _lstsq_init_head(cfg: FinetuneConfig, trainer: Trainer) -> None:
+    """``model.head.init: lstsq``: fit the GREP head to the pre-training head on the training clips
+    (evaluation items, evaluation template) before the first step of a new run."""
+    assert cfg.model.pretrained is not None  # checked by run_finetuning
+    task = trainer.task
+    _, pre_model = _pretrained_parts(cfg.model.pretrained)
+    check_lstsq_head(task.head, pre_model.head, "model.head")
+    fit_set = build_dataset(cfg.data, cfg.data.train_splits, train=False, seed=cfg.train.seed)
+    if isinstance(trainer.train_set, Subset):  # val_from_train: the training rooms only
+        fit_set = ClipSubset(fit_set, trainer.train_set.indices)
+    h = cfg.model.head
+    info = fit_grep_head(task, pre_model.head.to(trainer.device), fit_set, ridge=h.lstsq_ridge,
+                         max_clips=h.lstsq_max_clips, batch_size=cfg.train.batch_size,
+                         progress=cfg.train.progress and trainer.dist.is_main, device=trainer.device)
+    if trainer.dist.is_main:
+        print(f"GREP head initialised by least squares on {int(info['rows'])} training frames "
+              f"(ridge {h.lstsq_ridge}; R^2 of the pre-training head's raw outputs {info['r2']:.3f})", flush=True)
+
+
 def run_finetuning(cfg: FinetuneConfig) -> Trainer:
     """Fine-tune; files, channels, checkpoints and widths are checked before the first step."""
     if cfg.model.pretrained is not None and not Path(cfg.model.pretrained).is_file():
         raise ConfigError(f"model.pretrained: checkpoint not found: {cfg.model.pretrained}")
+    if cfg.model.head.init == "lstsq" and cfg.model.pretrained is None:
+        raise ConfigError("model.head.init=lstsq needs model.pretrained (the pre-training head is the fit's target)")
     return _run_stage(cfg, build_finetune_task)
 
 

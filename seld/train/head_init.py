@@ -1,0 +1,142 @@
+"""Least-squares initialisation of a GREP head from the pre-training head (``model.head.init: lstsq``).
+
+A GREP head trained from scratch starts far below the pre-trained tokenizer it sits on. The
+pre-training head's raw (pre-activation) outputs ``Y = W_pre [s; d; r] + b_pre`` are, to a large
+part, a linear function of the pooled embedding A the frozen text encoder makes of the injected
+tokens. This module collects ``(A, Y)`` over the training clips (evaluation template, everything
+in eval mode, no gradient), solves the ridge regression ``Y ~ [A, 1] W`` in float64 and writes
+it into the two Linear layers of a GREP head (activation ``none``): the head then outputs
+``activate(fit(A))``, the same output activation the pre-training head uses. The probe
+``scripts/experiments/grep_lsq_probe.py`` uses the same functions.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from seld.errors import ConfigError
+from seld.models.heads import GrepHead, PretrainHead
+from seld.text.templates import TEMPLATES
+
+DEFAULT_RIDGE = 1e-3
+"""Ridge weight relative to the mean diagonal of ``[A, 1]'[A, 1]`` (the probe's value)."""
+
+
+def _fit_batches(dataset: Dataset, batch_size: int, max_clips: Optional[int]) -> DataLoader:
+    n = len(dataset) if max_clips is None else min(len(dataset), max_clips)
+    subset = dataset if n == len(dataset) else torch.utils.data.Subset(dataset, range(n))
+    return DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=0,
+                      collate_fn=lambda items: {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist")})
+
+
+@torch.no_grad()
+def collect_fit_data(
+    task: Any,
+    pretrain_head: PretrainHead,
+    dataset: Dataset,
+    batch_size: int = 8,
+    max_clips: Optional[int] = None,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A (N*T, out_dim), Y (N*T, 117))`` in float32 over the first ``max_clips`` clips (None: all).
+
+    ``task`` is a :class:`~seld.train.stages.FinetuneTask` (its tokenizer, text encoder and
+    evaluation template are used); ``Y`` is ``pretrain_head.linear`` of the task's tokens (raw,
+    before the output activation). Task and head are run in eval mode and restored afterwards.
+    The dataset should yield evaluation items (``train=False``: the ``src`` channels, no
+    augmentation).
+    """
+    from tqdm import tqdm
+
+    was = (task.training, pretrain_head.training)
+    task.eval()
+    pretrain_head.eval()
+    template = TEMPLATES[task.eval_template]
+    a_rows, y_rows = [], []
+    try:
+        for batch in tqdm(_fit_batches(dataset, batch_size, max_clips), desc="GREP lstsq init", disable=not progress,
+                          leave=False, dynamic_ncols=True):
+            src, doa, dist = (batch[k].to(device) for k in ("src", "doa", "dist"))
+            tokens = task.tokenizer(src, doa, dist)  # (B, T, 3, E)
+            pooled = task.encode(src, doa, dist, [template] * src.shape[0])[1]  # (B, T, out_dim)
+            raw = pretrain_head.linear(tokens.flatten(-2))  # (B, T, 117)
+            a_rows.append(pooled.reshape(-1, pooled.shape[-1]).float().cpu())
+            y_rows.append(raw.reshape(-1, raw.shape[-1]).float().cpu())
+    finally:
+        task.train(was[0])
+        pretrain_head.train(was[1])
+    return torch.cat(a_rows), torch.cat(y_rows)
+
+
+def ridge_fit(a: torch.Tensor, y: torch.Tensor, ridge: float = DEFAULT_RIDGE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge regression ``y ~ a @ W + b`` in float64: ``(W (D, K), b (K,))``.
+
+    With ``X = [a, 1]`` it solves ``(X'X + lam I) [W; b] = X'y``, ``lam = ridge * mean(diag(X'X))``
+    (the bias is regularised too; ``ridge=0`` is ordinary least squares).
+    """
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    x = torch.cat([a.double(), torch.ones(len(a), 1, dtype=torch.float64)], 1)
+    gram = x.T @ x
+    lam = ridge * gram.diagonal().mean()
+    wb = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype), x.T @ y.double())
+    return wb[:-1], wb[-1]
+
+
+def set_grep_from_fit(head: GrepHead, w: torch.Tensor, b: torch.Tensor, hidden: torch.Tensor | None = None) -> None:
+    """Write a fit into the GREP head's two Linear layers (activation ``none``).
+
+    Hidden width == embedding width: first layer = identity, zero bias; second = ``(W, b)`` fitted on
+    A. Otherwise the first layer keeps its (random) weights and ``(W, b)`` must have been fitted on
+    its output ``hidden`` (see :func:`fit_grep_head`).
+    """
+    first, last = head.mlp[0], head.mlp[-1]
+    if w.shape != (last.in_features, last.out_features):
+        raise ValueError(f"fit {tuple(w.shape)} does not match the GREP head's last layer {tuple(last.weight.T.shape)}")
+    with torch.no_grad():
+        if first.in_features == first.out_features and hidden is None:
+            first.weight.copy_(torch.eye(first.in_features, dtype=first.weight.dtype))
+            first.bias.zero_()
+        last.weight.copy_(w.T.to(last.weight.dtype))
+        last.bias.copy_(b.to(last.bias.dtype))
+
+
+def check_lstsq_head(head: torch.nn.Module, pretrain_head: Any, where: str) -> None:
+    """ConfigError unless ``head`` is a GREP head without activation and ``pretrain_head`` a pre-training head."""
+    if not isinstance(head, GrepHead):
+        raise ConfigError(f"model.head.init=lstsq: only the GREP head can be initialised by least squares ({where})")
+    if not isinstance(head.mlp[1], torch.nn.Identity):
+        raise ConfigError(f"model.head.init=lstsq needs model.head.activation=none (two plain Linear layers) ({where})")
+    if not isinstance(pretrain_head, PretrainHead):
+        raise ConfigError(f"model.head.init=lstsq needs model.pretrained: a pre-training checkpoint with its head ({where})")
+
+
+def fit_grep_head(
+    task: Any,
+    pretrain_head: PretrainHead,
+    dataset: Dataset,
+    ridge: float = DEFAULT_RIDGE,
+    max_clips: Optional[int] = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Initialise ``task.head`` (GREP, activation none) so that its raw output is the ridge fit of the
+    pre-training head's raw output on the training clips; returns ``{"rows", "r2"}`` (R^2 on those rows)."""
+    head = task.head
+    check_lstsq_head(head, pretrain_head, "fit_grep_head")
+    a, y = collect_fit_data(task, pretrain_head, dataset, batch_size, max_clips, progress, device)
+    first = head.mlp[0]
+    hidden = None
+    if first.in_features != first.out_features:  # keep the random first layer; fit on its output
+        with torch.no_grad():
+            hidden = first(a.to(first.weight.device)).double().cpu()
+    w, b = ridge_fit(a if hidden is None else hidden, y, ridge)
+    set_grep_from_fit(head, w, b, hidden)
+    pred = (a.double() if hidden is None else hidden) @ w + b
+    yd = y.double()
+    r2 = 1 - float(((pred - yd) ** 2).sum() / ((yd - yd.mean(0)) ** 2).sum().clamp_min(1e-30))
+    return {"rows": float(len(a)), "r2": r2}

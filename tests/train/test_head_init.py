@@ -1,0 +1,97 @@
+"""``model.head.init: lstsq``: the GREP head starts as the ridge fit of the pre-training head's raw outputs.
+
+Tiny pre-training checkpoint + tiny BERT encoder on the simulated set: the fit written into the
+head is checked against the closed form / numpy's least squares on the same data, a resumed run
+keeps the checkpoint's weights, and misuse is a clear ConfigError.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from seld.accdoa import activate_output
+from seld.constants import SYNTH_TRAIN_SPLIT
+from seld.errors import ConfigError
+from seld.models.heads import HeadConfig
+from seld.train import stages
+from seld.train.data import build_dataset
+from seld.train.head_init import collect_fit_data, ridge_fit
+from seld.train.stages import _pretrained_parts, run_finetuning
+from tests.train.conftest import finetune_config, pretrained_checkpoint
+
+
+def _lstsq_config(sim, out, pre, **kw):
+    cfg = finetune_config(sim, out, pre, "bert", "grep", **kw)
+    cfg.model.head = HeadConfig(type="grep", init="lstsq", lstsq_ridge=1e-3)
+    return cfg
+
+
+def _closed_form(a: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    x = np.concatenate([a, np.ones((len(a), 1))], 1)
+    gram = x.T @ x
+    return np.linalg.solve(gram + ridge * np.mean(np.diag(gram)) * np.eye(len(gram)), x.T @ y)
+
+
+def test_lstsq_init_sets_the_head_to_the_ridge_solution(sim, tmp_path_factory, tmp_path, monkeypatch):
+    pre = pretrained_checkpoint(tmp_path_factory)
+    cfg = _lstsq_config(sim, tmp_path / "ft", pre, epochs=1)
+    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])  # stop right after the init
+    task = run_finetuning(cfg).task
+    _, pre_model = _pretrained_parts(str(pre))
+    train_ds = build_dataset(cfg.data, [SYNTH_TRAIN_SPLIT], train=False, seed=0)
+    a, y = collect_fit_data(task, pre_model.head, train_ds)
+    assert a.shape == (12 * 50, task.text_encoder.out_dim) and y.shape == (12 * 50, 117)
+
+    wb = _closed_form(a.double().numpy(), y.double().numpy(), 1e-3)
+    w, b = ridge_fit(a, y, 1e-3)
+    np.testing.assert_allclose(torch.cat([w, b[None]]).numpy(), wb, rtol=1e-8, atol=1e-10)
+    # ridge = least squares on the augmented system [X; sqrt(lam) I] [W; b] = [Y; 0]
+    x = np.concatenate([a.double().numpy(), np.ones((len(a), 1))], 1)
+    lam = 1e-3 * np.mean(np.sum(x * x, 0))
+    x_aug = np.concatenate([x, np.sqrt(lam) * np.eye(x.shape[1])])
+    y_aug = np.concatenate([y.double().numpy(), np.zeros((x.shape[1], y.shape[1]))])
+    np.testing.assert_allclose(np.linalg.lstsq(x_aug, y_aug, rcond=None)[0], wb, rtol=1e-6, atol=1e-8)
+    assert np.abs(wb[:-1]).max() > 1e-3  # the fit uses A, not only the bias
+
+    fit = torch.from_numpy(x @ wb)  # the ridge solution's raw output on the training frames
+    first = task.head.mlp[0]
+    assert torch.equal(first.weight, torch.eye(first.in_features)) and not first.bias.any()
+    with torch.no_grad():
+        raw = task.head.mlp.eval()(a)
+    assert (raw.double() - fit).abs().max() < 1e-5
+    # and through the whole model (evaluation template): the activated fit, clip by clip
+    batch = default_collate([train_ds[i] for i in range(len(train_ds))])
+    with torch.no_grad():
+        out = task.eval().predict(batch["src"], batch["doa"], batch["dist"])
+    assert (out.reshape(-1, 117) - activate_output(fit.float())).abs().max() < 1e-5
+
+
+def test_resumed_run_does_not_refit(sim, tmp_path_factory, tmp_path, monkeypatch):
+    pre = pretrained_checkpoint(tmp_path_factory)
+    calls = []
+    fit = stages.fit_grep_head
+    monkeypatch.setattr(stages, "fit_grep_head", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    out = tmp_path / "ft"
+    run_finetuning(_lstsq_config(sim, out, pre, epochs=1, max_steps=1))
+    assert calls == [1]
+    saved = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
+    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])
+    resumed = run_finetuning(_lstsq_config(sim, out, pre, epochs=1, max_steps=1, resume="auto"))
+    assert resumed.resumed and calls == [1]
+    for k, v in resumed.task.head.state_dict().items():
+        assert torch.equal(v, saved[f"head.{k}"]), k
+
+
+def test_lstsq_init_misuse_is_a_config_error(sim, tmp_path):
+    with pytest.raises(ConfigError, match="head.init=lstsq needs head.activation=none"):
+        HeadConfig(type="grep", init="lstsq", activation="gelu")
+    with pytest.raises(ConfigError, match="GREP head only"):
+        HeadConfig(type="trep", init="lstsq")
+    with pytest.raises(ConfigError, match="head.init: unknown value 'ridge'"):
+        HeadConfig(init="ridge")
+    out = tmp_path / "ft"
+    with pytest.raises(ConfigError, match="model.head.init=lstsq needs model.pretrained"):
+        run_finetuning(_lstsq_config(sim, out, None, max_steps=1))
+    assert not out.exists()
