@@ -31,7 +31,6 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import multiprocessing  # noqa: E402
 import platform  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -42,19 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np  # noqa: E402
 
 from seld.constants import SYNTH_TEST_SPLIT, SYNTH_TRAIN_SPLIT  # noqa: E402
+from scripts.bench.bench_wpe import median_time  # noqa: E402  (one timing rule for both benchmarks)
 from seld.features.config import FeatureConfig  # noqa: E402
 
 NO_WPE = ["logmel_l", "logmel_r", "logmel_mid", "ild", "ivy"]
 WITH_WPE = NO_WPE + ["direct_logmel", "reverb_logmel"]
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def load_clips(data: Path, cfg: FeatureConfig, limit: int) -> np.ndarray:

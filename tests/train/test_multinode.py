@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from tests.train.ddp_worker import train_toy
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
@@ -33,26 +35,10 @@ def _both(cmds: list[list[str]], env: dict[str, str]) -> list[subprocess.Complet
     return out
 
 
-def _ddp_worker_in_process(out: Path, batch: int) -> None:
-    """What ``ddp_worker.py OUT BATCH`` does, in this process (one process: no torchrun needed)."""
-    from seld.train.engine import TrainConfig, Trainer
-    from tests.train.toy import ToyDataset, ToyTask
-
-    torch.manual_seed(0)
-    task = ToyTask(dropout=0.0)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(task.state_dict(), out / "init.pt")
-    cfg = TrainConfig(out_dir=str(out), epochs=1, batch_size=batch, lr=1e-2, num_workers=0, device="cpu",
-                      progress=False, tensorboard=False, max_steps=2, resume="never")
-    trainer = Trainer(task, ToyDataset(16), cfg)
-    trainer.fit()
-    trainer.close()
-
-
 def test_two_launchers_nnodes_2_match_one_process_on_the_global_batch(tmp_path):
     script = ROOT / "tests" / "train" / "ddp_worker.py"
     single = tmp_path / "single"
-    _ddp_worker_in_process(single, 8)
+    train_toy(single, 8)  # one process, the same global batch
     # The rendezvous store lives in this process, not in one of the launchers: a launcher that hosts
     # it exits when its own worker ends, and the other launcher's next keep-alive then fails (a race
     # that a loaded machine hits). Both launchers join as clients (is_host=false).
