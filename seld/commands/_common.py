@@ -97,6 +97,7 @@ def run_stage_command(args: argparse.Namespace, stage: str) -> int:
     schema, runner = {
         "pretrain": (stages.PretrainConfig, stages.run_pretraining),
         "finetune": (stages.FinetuneConfig, stages.run_finetuning),
+        "baseline": (stages.BaselineConfig, stages.run_baseline),
     }[stage]
     cfg = load_config(require_config(args.config, stage), schema, args.overrides)
     if args.print_config:
