@@ -140,7 +140,7 @@ class SeldDataset(Dataset):
         self.scale = np.ones(len(self.channels), dtype=np.float32)
         self.normalization_path = Path(normalization_path) if normalization_path is not None else None
         if self.normalization_path is not None:
-            from seld.data.normalization import MIN_STD, load_normalization
+            from seld.data.normalization import load_normalization
 
             stats = load_normalization(self.normalization_path)
             absent = [c for c in needed if c not in stats]
@@ -150,8 +150,7 @@ class SeldDataset(Dataset):
                     f"it has: {', '.join(stats)}"
                 )
             for c in needed:
-                self.mean[self.index[c]] = stats[c].mean
-                self.scale[self.index[c]] = 1.0 / max(stats[c].std, MIN_STD)
+                self.mean[self.index[c]], self.scale[self.index[c]] = stats[c].offset_and_scale()
         self._h5: Any = None
         self._h5_pid: int | None = None
         self.augmenter = Augmenter(augment, self.channels) if (train and augment is not None and augment.enabled) else None

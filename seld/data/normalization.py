@@ -35,6 +35,14 @@ class ChannelStats:
     mean: float
     std: float
 
+    def offset_and_scale(self) -> tuple[np.float32, np.float32]:
+        """``(mean, 1 / max(std, MIN_STD))`` in float32; normalised = ``(x - mean) * scale``.
+
+        The one rule used by training (``SeldDataset``) and inference (``LoadedModel.normalize``),
+        so both feed the model bit-identical inputs.
+        """
+        return np.float32(self.mean), np.float32(1.0 / max(self.std, MIN_STD))
+
 
 def save_normalization(
     stats: dict[str, ChannelStats], path: str | os.PathLike[str], **meta: object
