@@ -21,7 +21,6 @@ from typing import Any, Hashable, Iterable, Iterator, Optional, TypeVar
 import numpy as np
 import torch
 
-from seld.config import from_dict
 from seld.constants import CLIP_SAMPLES
 from seld.data.audio import AudioConfig, load_stereo
 from seld.data.dataset import source_view_batches
@@ -79,13 +78,6 @@ class InferenceReport:
         ]
 
 
-def _feature_config(model: LoadedModel):
-    from seld.features.config import FeatureConfig
-
-    data = {k: v for k, v in model.features.items() if k in {"stft", "mel", "wpe", "peak_normalize", "channels"}}
-    return from_dict(FeatureConfig, data, source="checkpoint feature config")
-
-
 def split_windows(audio: np.ndarray) -> tuple[np.ndarray, int]:
     """5 s windows ``(windows, 2, CLIP_SAMPLES)`` of a stereo recording ``(2, n)`` (the last zero-padded)
     and the recording's label frames ``ceil(n / 2400)``."""
@@ -105,7 +97,7 @@ class WindowFeatures:
     def __init__(self, model: LoadedModel):
         s = model.streams
         self.model = model
-        self.cfg = _feature_config(model)
+        self.cfg = model.feature_config
         self.views = s.eval_source_views()  # the source input(s) at evaluation (streams.src_eval)
         self.channels = s.required_channels(train=False)
 

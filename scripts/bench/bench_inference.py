@@ -94,9 +94,9 @@ def old_path(model: Any, files: list[Path]) -> list[np.ndarray]:
     from seld.data.audio import load_stereo
     from seld.features.extract import compute_batch_features
     from seld.features.normalization import MIN_STD
-    from seld.inference import InferenceOptions, _feature_config, audio_config
+    from seld.inference import InferenceOptions, audio_config
 
-    fcfg = _feature_config(model)
+    fcfg = model.feature_config
     acfg = audio_config(model, InferenceOptions())
     s = model.streams
     views = s.eval_source_views()  # one source input per view (streams.src_eval); predictions averaged

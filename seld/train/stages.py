@@ -542,10 +542,12 @@ class LoadedModel:
     normalization: dict[str, dict[str, float]]
     features: dict[str, Any]
     """The feature extraction config the model was trained on (``FeatureConfig`` fields)."""
+    feature_config: Any
+    """The same as a checked ``FeatureConfig`` (see :func:`checkpoint_feature_config`)."""
 
     def normalize(self, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Apply the training split's per-channel statistics to ``{channel: (T, 64)}``."""
-        from seld.features.normalization import MIN_STD
+        from seld.data.normalization import ChannelStats
 
         out = {}
         for name, x in feats.items():
@@ -553,21 +555,19 @@ class LoadedModel:
             if s is None:
                 out[name] = x
                 continue
-            # float32 mean and reciprocal std, exactly as SeldDataset computes them: bit-identical inputs
-            mean, scale = np.float32(s["mean"]), np.float32(1.0 / max(s["std"], MIN_STD))
+            mean, scale = ChannelStats(s["mean"], s["std"]).offset_and_scale()  # SeldDataset's rule
             out[name] = (x - mean) * scale
         return out
 
 
-def _check_feature_record(features: dict[str, Any], src: str) -> None:
-    """Refuse a checkpoint whose stored feature settings this version would compute differently.
+def checkpoint_feature_config(features: dict[str, Any], src: str) -> Any:
+    """The ``FeatureConfig`` a checkpoint's model was trained on (defaults when none was stored).
 
-    Features written before ``stft.win_length`` existed used a 1024-sample window and a resynthesised
-    WPE direct signal; silently computing today's features for such a model would feed it inputs it
-    never saw.
+    Refuses (CheckpointError naming ``src``) settings this version would compute differently:
+    features written before ``stft.win_length`` existed used a 1024-sample window and a resynthesised
+    WPE direct signal, and silently computing today's features for such a model would feed it
+    inputs it never saw.
     """
-    if not features:
-        return  # trained on features without a stored config: nothing to compare
     from seld.features.config import FeatureConfig
 
     stft = features.get("stft")
@@ -579,7 +579,7 @@ def _check_feature_record(features: dict[str, Any], src: str) -> None:
         )
     data = {k: v for k, v in features.items() if k in {"stft", "mel", "wpe", "peak_normalize", "channels"}}
     try:
-        from_dict(FeatureConfig, data, source=f"{src} (feature config)")
+        return from_dict(FeatureConfig, data, source=f"{src} (feature config)")
     except (ConfigError, ValueError, TypeError) as exc:
         raise CheckpointError(
             f"{src}: the feature settings stored in this checkpoint do not fit this textseld version ({exc}); "
@@ -594,6 +594,7 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
     stage = extras.get("stage")
     src = str(path)
     streams = from_dict(StreamConfig, extras.get("streams", {}), source=f"{src} (streams)")
+    feature_config = checkpoint_feature_config(extras.get("features", {}), src)  # before building the model
     if stage == "pretrain":
         model_cfg = from_dict(ModelConfig, extras["model"], source=f"{src} (model config)")
         task: PretrainTask | FinetuneTask | BaselineTask = PretrainTask(PretrainModel.from_config(model_cfg, load_pretrained=False), extras)
@@ -613,9 +614,9 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
     else:
         raise CheckpointError(f"{src}: unknown training stage {stage!r} (expected 'pretrain', 'finetune' or 'baseline')")
     load_model_state(task, ckpt["model"], src)
-    _check_feature_record(extras.get("features", {}), src)
     task.to(device).eval()
     return LoadedModel(
         task=task, stage=stage, streams=streams,
         normalization=extras.get("normalization", {}), features=extras.get("features", {}),
+        feature_config=feature_config,
     )
