@@ -94,10 +94,13 @@ def split_windows(audio: np.ndarray) -> tuple[np.ndarray, int]:
 class WindowFeatures:
     """Normalised encoder streams of a batch of 5 s windows; the feature config is resolved once."""
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, model: LoadedModel, device: str | torch.device = "cpu"):
         s = model.streams
         self.model = model
         self.cfg = model.feature_config
+        self.device = device
+        """Where features are computed: the inference device, not the ``device`` of the feature
+        config the model was trained on (features extracted on a GPU, inference on a CPU node)."""
         self.views = s.eval_source_views()  # the source input(s) at evaluation (streams.src_eval)
         self.channels = s.required_channels(train=False)
 
@@ -106,7 +109,7 @@ class WindowFeatures:
         ``src_views (B, V, C, 250, 64)`` when ``streams.src_eval`` averages V source views."""
         from seld.features.extract import compute_batch_features
 
-        feats = self.model.normalize(compute_batch_features(np.ascontiguousarray(clips), self.channels, self.cfg))
+        feats = self.model.normalize(compute_batch_features(np.ascontiguousarray(clips), self.channels, self.cfg, self.device))
         s = self.model.streams
 
         def stack(chans: list[str]) -> torch.Tensor:
@@ -145,7 +148,7 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
     if embeddings and not isinstance(task, FinetuneTask):
         raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
     fn = task.embed if embeddings else task.predict
-    features = WindowFeatures(model)
+    features = WindowFeatures(model, device)
     pending: deque[_Recording] = deque()  # recordings not yet yielded, in input order
 
     def batches() -> Iterator[tuple[np.ndarray, list[_Recording]]]:

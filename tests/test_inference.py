@@ -421,3 +421,10 @@ def test_checkpoint_with_old_feature_settings_is_refused_by_name(tmp_path, tmp_p
     torch.save(unknown, tmp_path / "unknown.pt")
     with pytest.raises(CheckpointError, match=r"unknown\.pt: the feature settings stored .*n_fft"):
         load_task(tmp_path / "unknown.pt")
+
+
+def test_features_run_on_the_inference_device_not_the_extraction_device(model, clips):
+    """A model whose features were extracted with ``device: cuda`` still infers on a CPU-only node:
+    the feature config's device names where training features were made, not where inference runs."""
+    on_gpu = dataclasses.replace(model, feature_config=dataclasses.replace(model.feature_config, device="cuda"))
+    np.testing.assert_array_equal(predict_recording(on_gpu, clips[0], device="cpu"), predict_recording(model, clips[0]))
