@@ -112,11 +112,13 @@ class HeadConfig:
     dropout: float = 0.0
     init_from_pretrain: bool = True  # TREP: start from the pre-training head when one is available
     init: Literal["random", "lstsq"] = "random"
-    """GREP start: ``random`` (PyTorch's Linear init; the paper's recipe) or ``lstsq``: before the first
-    step of a new run (not on resume), the ridge regression from the pooled embedding A (frozen
-    tokenizer + text encoder, evaluation template, training clips) to the pre-training head's raw
-    outputs is written into the two Linear layers (first = identity when ``hidden_dim`` is the
-    embedding width), so the head starts at the tokenizer's level; needs ``model.pretrained`` and
+    """Head start: ``random`` (PyTorch's Linear init for GREP, the pre-training head's weights for TREP
+    with ``init_from_pretrain``; the paper's recipe) or ``lstsq``: before the first step of a new run
+    (not on resume), the ridge regression from the head's input (GREP: the pooled embedding A; TREP:
+    the hidden states at the three token positions; frozen tokenizer + text encoder, evaluation
+    template, training clips) to the pre-training head's raw outputs is written into the head (GREP:
+    the second Linear layer, the first = identity when ``hidden_dim`` is the embedding width), so the
+    head starts near the tokenizer's level; needs ``model.pretrained``, and for GREP
     ``activation: none`` (see seld/train/head_init.py)."""
     lstsq_ridge: float = 1e-3
     """``init: lstsq``: ridge weight relative to the mean diagonal of ``[A, 1]'[A, 1]``."""
@@ -130,9 +132,7 @@ class HeadConfig:
             raise ConfigError(f"head: unknown activation {self.activation!r}; valid: {', '.join(_ACTIVATIONS)}")
         if self.init not in ("random", "lstsq"):
             raise ConfigError(f"head.init: unknown value {self.init!r}; valid: random, lstsq")
-        if self.init == "lstsq" and self.type != "grep":
-            raise ConfigError(f"head.init=lstsq applies to the GREP head only (head.type is {self.type!r})")
-        if self.init == "lstsq" and self.activation != "none":
+        if self.init == "lstsq" and self.type == "grep" and self.activation != "none":
             raise ConfigError(f"head.init=lstsq needs head.activation=none (a linear GREP head), got {self.activation!r}")
         if self.lstsq_ridge < 0:
             raise ConfigError(f"head.lstsq_ridge must be >= 0, got {self.lstsq_ridge}")

@@ -1,13 +1,16 @@
-"""Least-squares initialisation of a GREP head from the pre-training head (``model.head.init: lstsq``).
+"""Least-squares initialisation of a GREP or TREP head from the pre-training head (``model.head.init: lstsq``).
 
-A GREP head trained from scratch starts far below the pre-trained tokenizer it sits on. The
-pre-training head's raw (pre-activation) outputs ``Y = W_pre [s; d; r] + b_pre`` are, to a large
-part, a linear function of the pooled embedding A the frozen text encoder makes of the injected
-tokens. This module collects ``(A, Y)`` over the training clips (evaluation template, everything
-in eval mode, no gradient), solves the ridge regression ``Y ~ [A, 1] W`` in float64 and writes
-it into the two Linear layers of a GREP head (activation ``none``): the head then outputs
-``activate(fit(A))``, the same output activation the pre-training head uses. The probe
-``scripts/experiments/grep_lsq_probe.py`` uses the same functions.
+A GREP head trained from scratch starts far below the pre-trained tokenizer it sits on; a TREP head
+copied from the pre-training head reads the text encoder's hidden states, not the tokens it was
+trained on. The pre-training head's raw (pre-activation) outputs ``Y = W_pre [s; d; r] + b_pre``
+are, to a large part, a linear function of what the frozen text encoder makes of the injected
+tokens: the pooled embedding A (GREP's input) or the hidden states at the three token positions
+(TREP's input, ``3 E`` wide). This module collects ``(X, Y)`` over the training clips (evaluation
+template, everything in eval mode, no gradient), solves the ridge regression ``Y ~ [X, 1] W`` in
+float64 and writes it into the head: the two Linear layers of a GREP head (activation ``none``),
+the one Linear layer of a TREP head. The head then outputs ``activate(fit(X))``, the same output
+activation the pre-training head uses. The probe ``scripts/experiments/grep_lsq_probe.py`` uses
+the same functions.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from seld.errors import ConfigError
-from seld.models.heads import GrepHead, PretrainHead
+from seld.models.heads import GrepHead, PretrainHead, TrepHead
 from seld.text.templates import TEMPLATES
 
 DEFAULT_RIDGE = 1e-3
@@ -41,10 +44,11 @@ def collect_fit_data(
     progress: bool = False,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(A (N*T, out_dim), Y (N*T, 117))`` in float32 over the first ``max_clips`` clips (None: all).
+    """``(X (N*T, D), Y (N*T, 117))`` in float32 over the first ``max_clips`` clips (None: all).
 
-    ``task`` is a :class:`~seld.train.stages.FinetuneTask` (its tokenizer, text encoder and
-    evaluation template are used); ``Y`` is ``pretrain_head.linear`` of the task's tokens (raw,
+    ``task`` is a :class:`~seld.train.stages.FinetuneTask` (its tokenizer, text encoder, head type
+    and evaluation template are used); ``X`` is its head's input, flattened per frame (GREP: A,
+    ``D = out_dim``; TREP: the three hidden states, ``D = 3 E``); ``Y`` is ``pretrain_head.linear`` of the task's tokens (raw,
     before the output activation). Task and head are run in eval mode and restored afterwards.
     The dataset should yield evaluation items (``train=False``: the ``src`` channels, no
     augmentation).
@@ -61,9 +65,9 @@ def collect_fit_data(
                           leave=False, dynamic_ncols=True):
             src, doa, dist = (batch[k].to(device) for k in ("src", "doa", "dist"))
             tokens = task.tokenizer(src, doa, dist)  # (B, T, 3, E)
-            pooled = task.encode(src, doa, dist, [template] * src.shape[0])[1]  # (B, T, out_dim)
+            x = task.head_input(tokens, [template] * src.shape[0])[0]  # (B, T, out_dim) or (B, T, 3, E)
             raw = pretrain_head.linear(tokens.flatten(-2))  # (B, T, 117)
-            a_rows.append(pooled.reshape(-1, pooled.shape[-1]).float().cpu())
+            a_rows.append(x.reshape(raw.shape[0] * raw.shape[1], -1).float().cpu())
             y_rows.append(raw.reshape(-1, raw.shape[-1]).float().cpu())
     finally:
         task.train(was[0])
@@ -91,7 +95,7 @@ def set_grep_from_fit(head: GrepHead, w: torch.Tensor, b: torch.Tensor, hidden: 
 
     Hidden width == embedding width: first layer = identity, zero bias; second = ``(W, b)`` fitted on
     A. Otherwise the first layer keeps its (random) weights and ``(W, b)`` must have been fitted on
-    its output ``hidden`` (see :func:`fit_grep_head`).
+    its output ``hidden`` (see :func:`fit_head`).
     """
     first, last = head.mlp[0], head.mlp[-1]
     if w.shape != (last.in_features, last.out_features):
@@ -105,16 +109,17 @@ def set_grep_from_fit(head: GrepHead, w: torch.Tensor, b: torch.Tensor, hidden: 
 
 
 def check_lstsq_head(head: torch.nn.Module, pretrain_head: Any, where: str) -> None:
-    """ConfigError unless ``head`` is a GREP head without activation and ``pretrain_head`` a pre-training head."""
-    if not isinstance(head, GrepHead):
-        raise ConfigError(f"model.head.init=lstsq: only the GREP head can be initialised by least squares ({where})")
-    if not isinstance(head.mlp[1], torch.nn.Identity):
+    """ConfigError unless ``head`` is a TREP head or a GREP head without activation, and
+    ``pretrain_head`` a pre-training head."""
+    if not isinstance(head, (GrepHead, TrepHead)):
+        raise ConfigError(f"model.head.init=lstsq: only GREP and TREP heads can be initialised by least squares ({where})")
+    if isinstance(head, GrepHead) and not isinstance(head.mlp[1], torch.nn.Identity):
         raise ConfigError(f"model.head.init=lstsq needs model.head.activation=none (two plain Linear layers) ({where})")
     if not isinstance(pretrain_head, PretrainHead):
         raise ConfigError(f"model.head.init=lstsq needs model.pretrained: a pre-training checkpoint with its head ({where})")
 
 
-def fit_grep_head(
+def fit_head(
     task: Any,
     pretrain_head: PretrainHead,
     dataset: Dataset,
@@ -124,11 +129,18 @@ def fit_grep_head(
     progress: bool = False,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
-    """Initialise ``task.head`` (GREP, activation none) so that its raw output is the ridge fit of the
-    pre-training head's raw output on the training clips; returns ``{"rows", "r2"}`` (R^2 on those rows)."""
+    """Initialise ``task.head`` (TREP, or GREP with activation none) so that its raw output is the
+    ridge fit of the pre-training head's raw output on the training clips; returns ``{"rows", "r2"}``
+    (R^2 on those rows)."""
     head = task.head
-    check_lstsq_head(head, pretrain_head, "fit_grep_head")
+    check_lstsq_head(head, pretrain_head, "fit_head")
     a, y = collect_fit_data(task, pretrain_head, dataset, batch_size, max_clips, progress, device)
+    if isinstance(head, TrepHead):
+        w, b = ridge_fit(a, y, ridge)
+        with torch.no_grad():
+            head.linear.weight.copy_(w.T.to(head.linear.weight.dtype))
+            head.linear.bias.copy_(b.to(head.linear.bias.dtype))
+        return {"rows": float(len(a)), "r2": _r2(a.double() @ w + b, y)}
     first = head.mlp[0]
     hidden = None
     if first.in_features != first.out_features:  # keep the random first layer; fit on its output
@@ -136,7 +148,10 @@ def fit_grep_head(
             hidden = first(a.to(first.weight.device)).double().cpu()
     w, b = ridge_fit(a if hidden is None else hidden, y, ridge)
     set_grep_from_fit(head, w, b, hidden)
-    pred = (a.double() if hidden is None else hidden) @ w + b
+    return {"rows": float(len(a)), "r2": _r2((a.double() if hidden is None else hidden) @ w + b, y)}
+
+
+def _r2(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Coefficient of determination of ``pred`` for ``y`` over all rows and outputs."""
     yd = y.double()
-    r2 = 1 - float(((pred - yd) ** 2).sum() / ((yd - yd.mean(0)) ** 2).sum().clamp_min(1e-30))
-    return {"rows": float(len(a)), "r2": r2}
+    return 1 - float(((pred - yd) ** 2).sum() / ((yd - yd.mean(0)) ** 2).sum().clamp_min(1e-30))

@@ -35,7 +35,7 @@ from seld.text.tokenization import TemplateBatch
 from seld.train.checkpoint import load_checkpoint, load_model_state
 from seld.train.data import ClipSubset, DataConfig, build_dataset, build_stage_datasets, make_validator
 from seld.train.engine import SeldTask, StepOutput, TrainConfig, Trainer, seed_everything
-from seld.train.head_init import check_lstsq_head, fit_grep_head
+from seld.train.head_init import check_lstsq_head, fit_head
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -228,6 +228,13 @@ class FinetuneConfig:
     ``[1]``: the evaluation template only)."""
     gt_cache_size: int = 200_000
     """Ground-truth sentence embeddings kept (oldest dropped first)."""
+    train_frames: Optional[int] = None
+    """Recipe option (None = every label frame, the authors' recipe): in training, only this many
+    label frames per clip, drawn at random each step, go through the text encoder and the losses;
+    the tokenizer still reads the whole clip (its conformers see every frame). The frozen text
+    encoder reads one sentence per label frame (50 per 5 s clip) and dominates the cost of a
+    fine-tuning step on a CPU, so 10 frames buy several times more steps per minute. Validation,
+    testing and inference always use every frame."""
     head_warmup_steps: int = 0
     """Recipe option (0 = the authors' recipe): for this many first training steps the tokens are
     detached, so no gradient reaches the pre-trained tokenizer (its BatchNorm statistics still
@@ -243,6 +250,13 @@ class FinetuneConfig:
             raise ValueError(f"train_templates must be non-empty indices in 0..{len(TEMPLATES) - 1}, got {self.train_templates}")
         if self.head_warmup_steps < 0:
             raise ValueError(f"head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
+        if self.train_frames is not None and self.train_frames < 1:
+            raise ValueError(f"train_frames must be >= 1 or null (every frame), got {self.train_frames}")
+
+
+def take_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """``x (B, T, ...)`` at the frames ``frames (B, n)`` of each clip -> ``(B, n, ...)``."""
+    return x[torch.arange(x.shape[0], device=x.device).unsqueeze(1), frames.to(x.device)]
 
 
 def _repeat_batch(batch: TemplateBatch, times: int) -> TemplateBatch:
@@ -268,9 +282,11 @@ class FinetuneTask(SeldTask):
         pretrained_tokenizer: bool,
         head_warmup_steps: int = 0,
         train_templates: list[int] | None = None,
+        train_frames: int | None = None,
     ):
         super().__init__()
         self.train_templates = list(train_templates) if train_templates else None
+        self.train_frames = train_frames
         self.head_warmup_steps = int(head_warmup_steps)
         if self.head_warmup_steps > 0:  # a step counter saved with the weights (exact resume)
             self.register_buffer("warmup_steps_done", torch.zeros((), dtype=torch.long))
@@ -303,21 +319,30 @@ class FinetuneTask(SeldTask):
         return [TEMPLATES[i] for i in idx]
 
     def encode(
-        self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor, templates: list[str], detach_tokens: bool = False
+        self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor, templates: list[str], detach_tokens: bool = False,
+        frames: torch.Tensor | None = None,
     ):
-        """Return (output ``(B, T, 117)``, A ``(B, T, out_dim)``) for the given per-clip templates."""
+        """Return (output ``(B, T, 117)``, A ``(B, T, out_dim)``) for the given per-clip templates;
+        with ``frames (B, n)`` only at those label frames (``T`` = n)."""
         tokens = self.tokenizer(src, doa, dist)  # (B, T, 3, E)
         if detach_tokens:  # head warm-up: no gradient reaches the tokenizer
             tokens = tokens.detach()
+        if frames is not None:
+            tokens = take_frames(tokens, frames)
+        x, pooled = self.head_input(tokens, templates)
+        return self.head(x), pooled
+
+    def head_input(self, tokens: torch.Tensor, templates: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``(B, T, 3, E)`` through the templates and the frozen text encoder -> (the head's
+        input: A ``(B, T, out_dim)`` for GREP, the hidden states at the three token positions
+        ``(B, T, 3, E)`` for TREP; A)."""
         b, t = tokens.shape[:2]
         tb = self._templates(templates, t, tokens.device)
         enc = self.text_encoder.forward_injected(tb, tokens.reshape(b * t, 3, tokens.shape[-1]))
         pooled = enc.pooled.reshape(b, t, -1)
         if self.head_type == "trep":
-            out = self.head(enc.slot_hidden.reshape(b, t, 3, -1))
-        else:
-            out = self.head(pooled)
-        return out, pooled
+            return enc.slot_hidden.reshape(b, t, 3, -1), pooled
+        return pooled, pooled
 
     def predict(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Activated multi-ACCDOA output ``(batch, frames, 117)`` with the evaluation template."""
@@ -333,7 +358,12 @@ class FinetuneTask(SeldTask):
         warming = self.training and self.head_warmup_steps > 0 and int(self.warmup_steps_done) < self.head_warmup_steps
         if warming:
             self.warmup_steps_done += 1
-        out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates, detach_tokens=warming)
+        frames = None
+        if self.training and self.train_frames is not None and self.train_frames < target.shape[1]:
+            # a random subset of label frames per clip (global torch RNG: reproducible, resumable)
+            frames = torch.rand(target.shape[0], target.shape[1]).argsort(dim=1)[:, : self.train_frames].sort(dim=1).values
+            target = take_frames(target, frames)
+        out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates, detach_tokens=warming, frames=frames)
         target_np = target.detach().cpu().numpy()
         sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl, self.text_encoder.tokenizer.fits)]
         gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
@@ -431,13 +461,13 @@ def build_finetune_task(
     return FinetuneTask(
         tokenizer, text_encoder, head, head_type, cfg.loss, cfg.tokenizer_lr, cfg.eval_template,
         cfg.gt_cache_size, extras, pretrained_tokenizer=m.pretrained is not None,
-        head_warmup_steps=cfg.head_warmup_steps, train_templates=cfg.train_templates,
+        head_warmup_steps=cfg.head_warmup_steps, train_templates=cfg.train_templates, train_frames=cfg.train_frames,
     )
 
 
 def _lstsq_init_head(cfg: FinetuneConfig, trainer: Trainer) -> None:
-    """``model.head.init: lstsq``: fit the GREP head to the pre-training head on the training clips
-    (evaluation items, evaluation template) before the first step of a new run."""
+    """``model.head.init: lstsq``: fit the GREP or TREP head to the pre-training head on the training
+    clips (evaluation items, evaluation template) before the first step of a new run."""
     assert cfg.model.pretrained is not None  # checked by run_finetuning
     task = trainer.task
     _, pre_model = _pretrained_parts(cfg.model.pretrained)
@@ -446,11 +476,11 @@ def _lstsq_init_head(cfg: FinetuneConfig, trainer: Trainer) -> None:
     if isinstance(trainer.train_set, Subset):  # val_from_train: the training rooms only
         fit_set = ClipSubset(fit_set, trainer.train_set.indices)
     h = cfg.model.head
-    info = fit_grep_head(task, pre_model.head.to(trainer.device), fit_set, ridge=h.lstsq_ridge,
+    info = fit_head(task, pre_model.head.to(trainer.device), fit_set, ridge=h.lstsq_ridge,
                          max_clips=h.lstsq_max_clips, batch_size=cfg.train.batch_size,
                          progress=cfg.train.progress and trainer.dist.is_main, device=trainer.device)
     if trainer.dist.is_main:
-        print(f"GREP head initialised by least squares on {int(info['rows'])} training frames "
+        print(f"{task.head_type.upper()} head initialised by least squares on {int(info['rows'])} training frames "
               f"(ridge {h.lstsq_ridge}; R^2 of the pre-training head's raw outputs {info['r2']:.3f})", flush=True)
 
 

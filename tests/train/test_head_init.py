@@ -1,4 +1,4 @@
-"""``model.head.init: lstsq``: the GREP head starts as the ridge fit of the pre-training head's raw outputs.
+"""``model.head.init: lstsq``: the GREP / TREP head starts as the ridge fit of the pre-training head's raw outputs.
 
 Tiny pre-training checkpoint + tiny BERT encoder on the simulated set: the fit written into the
 head is checked against the closed form / numpy's least squares on the same data, a resumed run
@@ -71,8 +71,8 @@ def test_lstsq_init_sets_the_head_to_the_ridge_solution(sim, tmp_path_factory, t
 def test_resumed_run_does_not_refit(sim, tmp_path_factory, tmp_path, monkeypatch):
     pre = pretrained_checkpoint(tmp_path_factory)
     calls = []
-    fit = stages.fit_grep_head
-    monkeypatch.setattr(stages, "fit_grep_head", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    fit = stages.fit_head
+    monkeypatch.setattr(stages, "fit_head", lambda *a, **k: calls.append(1) or fit(*a, **k))
     out = tmp_path / "ft"
     run_finetuning(_lstsq_config(sim, out, pre, epochs=1, max_steps=1))
     assert calls == [1]
@@ -87,11 +87,33 @@ def test_resumed_run_does_not_refit(sim, tmp_path_factory, tmp_path, monkeypatch
 def test_lstsq_init_misuse_is_a_config_error(sim, tmp_path):
     with pytest.raises(ConfigError, match="head.init=lstsq needs head.activation=none"):
         HeadConfig(type="grep", init="lstsq", activation="gelu")
-    with pytest.raises(ConfigError, match="GREP head only"):
-        HeadConfig(type="trep", init="lstsq")
+    HeadConfig(type="trep", init="lstsq", activation="gelu")  # the activation is GREP's; TREP is one Linear
     with pytest.raises(ConfigError, match="head.init: unknown value 'ridge'"):
         HeadConfig(init="ridge")
     out = tmp_path / "ft"
     with pytest.raises(ConfigError, match="model.head.init=lstsq needs model.pretrained"):
         run_finetuning(_lstsq_config(sim, out, None, max_steps=1))
     assert not out.exists()
+
+
+def test_lstsq_init_of_a_trep_head_fits_the_hidden_states_at_the_tokens(sim, tmp_path_factory, tmp_path, monkeypatch):
+    pre = pretrained_checkpoint(tmp_path_factory)
+    cfg = finetune_config(sim, tmp_path / "ft", pre, "bert", "trep", epochs=1)
+    cfg.model.head = HeadConfig(type="trep", init="lstsq", lstsq_ridge=1e-3)
+    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])  # stop right after the init
+    task = run_finetuning(cfg).task
+    _, pre_model = _pretrained_parts(str(pre))
+    train_ds = build_dataset(cfg.data, [SYNTH_TRAIN_SPLIT], train=False, seed=0)
+    x, y = collect_fit_data(task, pre_model.head, train_ds)
+    width = task.text_encoder.width
+    assert x.shape == (12 * 50, 3 * width) and y.shape == (12 * 50, 117)
+    wb = _closed_form(x.double().numpy(), y.double().numpy(), 1e-3)
+    np.testing.assert_allclose(task.head.linear.weight.detach().double().numpy(), wb[:-1].T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(task.head.linear.bias.detach().double().numpy(), wb[-1], rtol=1e-5, atol=1e-6)
+    # not the pre-training head's weights any more (init_from_pretrain is replaced by the fit)
+    assert not torch.allclose(task.head.linear.weight, pre_model.head.linear.weight)
+    batch = default_collate([train_ds[i] for i in range(len(train_ds))])
+    fit = torch.from_numpy(np.concatenate([x.double().numpy(), np.ones((len(x), 1))], 1) @ wb)
+    with torch.no_grad():
+        out = task.eval().predict(batch["src"], batch["doa"], batch["dist"])
+    assert (out.reshape(-1, 117) - activate_output(fit.float())).abs().max() < 1e-4

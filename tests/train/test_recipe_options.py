@@ -79,3 +79,46 @@ def test_train_templates_restrict_the_training_draws(sim, tmp_path_factory, tmp_
     assert set(fixed.eval()._choose_templates(5)) == {TEMPLATES[cfg.eval_template]}
     with pytest.raises(ValueError, match="train_templates"):
         dataclasses.replace(cfg, train_templates=[])
+
+
+def test_take_frames_picks_each_clips_own_frames():
+    from seld.train.stages import take_frames
+
+    x = torch.arange(2 * 5 * 3).reshape(2, 5, 3)
+    frames = torch.tensor([[0, 4], [1, 2]])
+    got = take_frames(x, frames)
+    assert got.shape == (2, 2, 3)
+    assert torch.equal(got[0], x[0, [0, 4]]) and torch.equal(got[1], x[1, [1, 2]])
+
+
+def test_train_frames_subsample_the_text_encoder_frames_in_training_only(sim, tmp_path_factory, tmp_path):
+    import pytest
+
+    from seld.losses import adpit_loss
+    from seld.train.stages import take_frames
+
+    cfg = finetune_config(sim, tmp_path / "ft", pretrained_checkpoint(tmp_path_factory), "bert", "grep")
+    cfg = dataclasses.replace(cfg, train_frames=3)
+    task = build_finetune_task(cfg, data_record(cfg.data)).train()
+    ds = build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=0)
+    items = [ds[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist", "target")}
+    frames_total = batch["target"].shape[1]
+
+    torch.manual_seed(5)
+    out = task.step(batch)
+    assert out.output.shape == (2, 3, 117)
+    # the same draws again: templates first, then the frames; the loss is on exactly those frames
+    torch.manual_seed(5)
+    task._choose_templates(2)
+    frames = torch.rand(2, frames_total).argsort(dim=1)[:, :3].sort(dim=1).values
+    assert all(len(set(f.tolist())) == 3 for f in frames)
+    expected = adpit_loss(out.output.float(), take_frames(batch["target"], frames))
+    assert out.logs["adpit"] == pytest.approx(float(expected.detach()), rel=1e-6)
+
+    task.eval()  # validation / inference: every frame
+    with torch.no_grad():
+        assert task.step(batch).output.shape == (2, frames_total, 117)
+        assert task.predict(batch["src"], batch["doa"], batch["dist"]).shape == (2, frames_total, 117)
+    with pytest.raises(ValueError, match="train_frames"):
+        dataclasses.replace(cfg, train_frames=0)
