@@ -172,8 +172,17 @@ def read_run_history(run_dir: str | os.PathLike[str]) -> list[dict[str, float]]:
     raise DataError(f"{run}: no TensorBoard events and no checkpoints/last.pt to read a learning curve from")
 
 
-def plot_learning_curves(runs: Mapping[str, str | os.PathLike[str]], out: str | os.PathLike[str]) -> Path:
-    """Validation F / DOAE / RDE per epoch and F per wall-clock minute of every run (label -> run dir)."""
+def plot_learning_curves(
+    runs: Mapping[str, str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    start_minutes: Mapping[str, float] | None = None,
+) -> Path:
+    """Validation F / DOAE / RDE per epoch and F per wall-clock minute of every run (label -> run dir).
+
+    ``start_minutes`` (label -> minutes) shifts a run on the time axis, e.g. a fine-tuning by the
+    minutes of the pre-training it started from, so that the axis is the model's whole budget.
+    """
+    start_minutes = dict(start_minutes or {})
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     panels = [axes[0, 0], axes[0, 1], axes[1, 0]]
@@ -186,14 +195,16 @@ def plot_learning_curves(runs: Mapping[str, str | os.PathLike[str]], out: str | 
             pts = [(h["epoch"], scale * h[name]) for h in hist if name in h and np.isfinite(h[name])]
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=3, color=color, label=label)
-        pts = [(h["minutes"], 100.0 * h["F"]) for h in hist if "minutes" in h and "F" in h]
+        shift = float(start_minutes.get(label, 0.0))
+        pts = [(shift + h["minutes"], 100.0 * h["F"]) for h in hist if "minutes" in h and "F" in h]
         if pts:
             ax_time.plot(*zip(*pts), marker="o", ms=3, color=color, label=label)
     for ax, (_, ylabel) in zip(panels, METRICS):
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"validation {ylabel}")
         ax.grid(alpha=0.3)
-    ax_time.set_xlabel("wall-clock minutes since the run started")
+    ax_time.set_xlabel("training minutes (fine-tuning: after its pre-training)" if start_minutes
+                       else "wall-clock minutes since the run started")
     ax_time.set_ylabel("validation F20°/1 (%)")
     ax_time.grid(alpha=0.3)
     panels[0].legend(fontsize=8)

@@ -80,6 +80,13 @@ def test_learning_curves_from_tensorboard_and_checkpoint(tmp_path: Path, monkeyp
 
     out = plots.plot_learning_curves({"a": run_a, "b": run_b}, tmp_path / "curves.png")
     assert out.read_bytes()[:8] == PNG
+    # a fine-tuning drawn after its pre-training: the F-per-minute panel shifts it by start_minutes
+    figs = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figs.append(fig) or save(fig, path))
+    plots.plot_learning_curves({"a": run_a}, tmp_path / "shifted.png", {"a": 10.0})
+    xs = figs[0].axes[3].lines[0].get_xdata()
+    assert len(xs) == 3 and all(10.0 <= x < 15.0 for x in xs)
     assert main(["plot", "--runs", str(run_a), str(run_b), "--out", str(tmp_path / "c2.png")]) == 0
     with pytest.raises(DataError, match="no TensorBoard events"):
         plots.read_run_history(tmp_path / "empty")

@@ -282,7 +282,10 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], meta: dict[str, 
         lines.append(f"| {RUN_NAMES[stage]} | " + " | ".join(_fmt(v, pct=True) for v in r["F_per_class"]) + " |")
     figures = {}
     runs = {RUN_NAMES[s]: out / "runs" / s for s in results}
-    figures["learning_curves"] = plot_learning_curves(runs, out / "learning_curves.png")
+    # fine-tunings start where their tokenizer's training ended: plot them on the model's whole budget
+    pre_minutes = results.get("pretrain", {}).get("minutes", 0.0)
+    shifts = {RUN_NAMES[s]: pre_minutes for s in results if s in ("grep", "trep")}
+    figures["learning_curves"] = plot_learning_curves(runs, out / "learning_curves.png", shifts)
     figures["class_scores"] = plot_class_scores({RUN_NAMES[s]: r for s, r in results.items()}, out / "class_scores.png")
     ref_dir = out / "data" / "test" / "metadata_dev" / SPLIT
     clips = sorted(p.stem for p in ref_dir.glob("*.csv"))
