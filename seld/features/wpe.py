@@ -13,9 +13,10 @@ STFT ``y[t]`` (T frames), prediction delay ``d`` and ``K`` taps, each iteration 
 The arithmetic that makes it fast (all bins of all clips of a chunk at once, no Python loop over
 bins or taps): ``R`` is Hermitian with ``R[k, k+m] = sum_s lam[s+d+k] z_m[s]``, where the lag
 products ``z_m[s] = y[s] conj(y[s-m])`` (m = 0 .. d+K-1) do not change between iterations and
-``lam[s+d+k]`` is a Hankel matrix of the weights. So each iteration is ONE real x complex batched
+``lam[s+d+k]`` is a Hankel matrix of the weights. So each iteration is a real x complex batched
 matmul ``[lam; Hankel(lam)] (K+1, T) @ z (T, d+K)`` per (clip, bin) that gives the upper triangle
-of ``R`` (as lags) and ``P`` together; a gather lays out the full Hermitian ``R`` for a batched
+of ``R`` (as lags) and ``P`` together, split into ``ROW_GROUPS`` products that skip most of the
+lags below the diagonal; a gather lays out the full Hermitian ``R`` for a batched
 solve (CPU: numpy's LU ``solve`` as nara_wpe, GPU: Cholesky; a pseudo-inverse where ``R`` is
 singular, as nara_wpe falls back to ``lstsq``); the prediction ``G^H ytil`` is an FFT convolution.
 
@@ -26,6 +27,11 @@ triangle is 46 % (4.7 GFLOP: the arithmetic floor of this formulation; the direc
 Cholesky factorisations ``5 * 513 * 4 * 60^3 / 3`` = 0.15 GFLOP but at LAPACK's small-matrix
 speed; the rest is memory traffic (the lag products are ``513 * 251 * 65`` complex numbers,
 134 MB per clip in complex128, which bounds the clips per chunk).
+
+Where the time goes on one AMD EPYC core (2 groups, 0.55 s per clip): products 0.29 s (7.5 GFLOP
+at 26 GFLOP/s), LU solves 0.11 s, the gather of ``R`` 0.06 s, the rest (lag products, Hankel
+weights, FFT prediction, powers) 0.09 s. With several torch threads on a CPU, clips go to threads
+(one core each, :func:`_wpe_cpu_threads`).
 
 ``nara_wpe`` stays the reference (:func:`wpe_reference`), used by the tests and
 ``scripts/bench/bench_wpe.py``.
@@ -126,17 +132,56 @@ def _solve_hermitian(r: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return g
 
 
-@functools.lru_cache(maxsize=8)
-def _hermitian_gather(k: int, d: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat index into ``prod (K+1, d+K)`` (``prod[1+k', d+K-1-m] = conj(R[k', k'+m])``) and the
-    sign of the imaginary part that give the full ``R (K, K)``, row-major: ``prod`` at the mirror
-    position below the diagonal, its conjugate on and above it."""
+ROW_GROUPS = 2
+"""Groups of rows of ``R`` formed by separate products, each with only the lags its rows need
+(the upper triangle): 1 group = the full ``(K+1) x (d+K)`` product (10.2 GFLOP per clip), 2 groups
+compute 74 % of it (7.5 GFLOP), 4 groups 60 %, 8 groups 54 %. Fewer FLOP in smaller matrices:
+measured on one AMD EPYC core (``scripts/bench/bench_wpe.py --row-groups 1,2,4,6,8``), the
+products took 0.34 / 0.29 / 0.34 s per clip for 1 / 2 / 4 groups (30 / 26 / 18 GFLOP/s: BLAS
+loses efficiency below ~30 rows), and the whole WPE 0.62 / 0.55 / 0.63 / 0.71 / 0.76 s for
+1 / 2 / 4 / 6 / 8 groups, so 2 is the default."""
+
+
+@functools.lru_cache(maxsize=16)
+def _triangle_layout(
+    k: int, d: int, groups: int, device: str, dtype: torch.dtype
+) -> tuple[tuple[tuple[int, int, int], ...], torch.Tensor, torch.Tensor]:
+    """How the grouped products are laid out, and how the full Hermitian ``R`` is read from them.
+
+    Returns ``blocks``, ``index`` and ``sign``. Block ``g`` = ``(first weight row, last + 1, first
+    lag column)``: the product of weight rows ``[r0, r1)`` (row 0 = ``lam`` for ``P``, row ``1 + k'``
+    = the Hankel row of ``R``'s row ``k'``) with the lag columns ``[j0, d+K)`` (column ``j`` = lag
+    ``d+K-1-j``; ``R``'s row ``k'`` needs lags ``0 .. K-1-k'``, so columns ``>= d + k'``). The blocks'
+    complex results are concatenated row-major into one flat vector per (clip, bin); ``index``
+    ``(K*K,)`` points into it for ``R`` row-major (the mirror position below the diagonal) and
+    ``sign`` is the sign of the imaginary part there (the products give ``conj(R)`` on and above
+    the diagonal).
+    """
     lags = d + k
-    row = torch.arange(k).view(-1, 1)
-    col = torch.arange(k).view(1, -1)
-    index = (1 + torch.minimum(row, col)) * lags + (d + k - 1 - (col - row).abs())
-    sign = torch.where(col >= row, -1.0, 1.0).to(dtype)
-    return index.reshape(-1).to(device), sign.to(device)
+    groups = max(1, min(groups, k))
+    bounds = [round(i * k / groups) for i in range(groups + 1)]
+    blocks = []
+    offsets = []  # complex offset of each block in the flat vector
+    offset = 0
+    for g in range(groups):
+        a, b = bounds[g], bounds[g + 1]
+        r0 = 0 if g == 0 else 1 + a
+        j0 = 0 if g == 0 else d + a
+        blocks.append((r0, 1 + b, j0))
+        offsets.append(offset)
+        offset += (1 + b - r0) * (lags - j0)
+    group_of = np.searchsorted(np.asarray(bounds[1:]), np.arange(k), side="right")
+    row = np.arange(k).reshape(-1, 1)
+    col = np.arange(k).reshape(1, -1)
+    top = np.minimum(row, col)  # R row k' of the upper-triangle element
+    lag = np.abs(col - row)
+    g = group_of[top]
+    r0 = np.array([blk[0] for blk in blocks])[g]
+    j0 = np.array([blk[2] for blk in blocks])[g]
+    width = lags - j0
+    index = np.array(offsets)[g] + (1 + top - r0) * width + (lags - 1 - lag - j0)
+    sign = torch.from_numpy(np.where(col >= row, -1.0, 1.0)).to(dtype)
+    return tuple(blocks), torch.from_numpy(index.reshape(-1)).to(device), sign.to(device)
 
 
 def _numpy_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -170,7 +215,7 @@ def _wpe_chunk(
     # FFT of the observation for the prediction (linear convolution: no wrap-around).
     nfft = _fast_fft_size(t + lags - 1)
     y_f = torch.fft.fft(yr, n=nfft)
-    index, imag_sign = _hermitian_gather(k, d, str(y.device), zr.dtype)
+    blocks, index, imag_sign = _triangle_layout(k, d, ROW_GROUPS, str(y.device), zr.dtype)
     weights = torch.empty(rows, k + 1, t, dtype=zr.dtype, device=y.device)
     taps_f = torch.zeros(rows, nfft, dtype=y.dtype, device=y.device)
     x = yr.clone()
@@ -182,14 +227,17 @@ def _wpe_chunk(
         for i in range(0, n, rows):
             r = min(rows, n - i)
             # Row 0: lam (for P); rows 1..K: the Hankel lam[s + d + k'] (zero past the clip end)
-            # for R. One real matmul with the lag products gives both (conjugated):
-            # prod[1 + k', d + K-1-m] = conj(R[k', k'+m]),  prod[0, K-1-k'] = P[k'].
+            # for R. Real matmuls with the lag products give both (conjugated):
+            # prod[1 + k', d + K-1-m] = conj(R[k', k'+m]),  prod[0, K-1-k'] = P[k'];
+            # each group of rows only with the lag columns its rows need (_triangle_layout).
             hl = weights[:r]
             hl[:, 0] = lam_all[i : i + r]
             hl[:, 1:] = lam_pad[i : i + r].unfold(-1, t, 1)[:, d : d + k]
-            prod = torch.view_as_complex(matmul(hl, zr[i : i + r]).reshape(r, k + 1, lags, 2))
-            p = prod[:, 0, :k].flip(-1).unsqueeze(-1)
-            full = torch.index_select(prod.reshape(r, -1), 1, index).reshape(r, k, k)
+            zi = zr[i : i + r]
+            parts = [matmul(hl[:, r0:r1], zi[:, :, 2 * j0 :]).reshape(r, -1) for r0, r1, j0 in blocks]
+            flat = torch.view_as_complex(torch.cat(parts, dim=1).reshape(r, -1, 2))
+            p = flat[:, :k].flip(-1).unsqueeze(-1)  # block 0, row 0, columns 0 .. K-1
+            full = torch.index_select(flat, 1, index).reshape(r, k, k)
             torch.view_as_real(full)[..., 1].mul_(imag_sign)
             g = _solve_hermitian(full, p).squeeze(-1)  # (r, K)
             tf = taps_f[:r]
@@ -211,6 +259,10 @@ def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex12
     y = spec.to(dtype)
     b, nf, t = y.shape
     per_clip = nf * t * (cfg.taps + cfg.delay)
+    if y.device.type == "cpu":
+        threads = min(torch.get_num_threads(), b)
+        if threads > 1:
+            return _wpe_cpu_threads(y, cfg, threads)
     # CPU: one clip per chunk (its 513 bins already fill the batched matmuls; the lag-product
     # buffer stays in use and warm); GPU: as many clips as CHUNK_BYTES allows.
     step = 1 if y.device.type == "cpu" else max(1, CHUNK_BYTES // (per_clip * y.element_size()))
@@ -218,6 +270,37 @@ def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex12
     buffer = torch.empty(step * per_clip, dtype=y.dtype, device=y.device)
     with _cpu_products(y.device) as matmul:
         return torch.cat([_wpe_chunk(y[i : i + step], cfg, buffer, matmul) for i in range(0, b, step)])
+
+
+def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Tensor:
+    """CPU, several clips and torch threads: one clip at a time per thread, each on one core.
+
+    The single-threaded kernels (numpy's BLAS for the products, LAPACK's solve) are the fast ones
+    for these small matrices; the threads share nothing but the input and the output. torch's own
+    thread count is held to 1 meanwhile (its operators would otherwise each spread over every
+    core) and restored after.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    b, nf, t = y.shape
+    out = torch.empty_like(y)
+    per_clip = nf * t * (cfg.taps + cfg.delay)
+    buffers = [torch.empty(per_clip, dtype=y.dtype) for _ in range(threads)]
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _cpu_products(y.device) as matmul:
+
+            def work(lane: int) -> None:
+                for i in range(lane, b, threads):
+                    out[i : i + 1] = _wpe_chunk(y[i : i + 1], cfg, buffers[lane], matmul)
+
+            with ThreadPoolExecutor(threads) as pool:
+                for f in [pool.submit(work, lane) for lane in range(threads)]:
+                    f.result()
+    finally:
+        torch.set_num_threads(saved)
+    return out
 
 
 @contextlib.contextmanager

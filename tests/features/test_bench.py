@@ -28,6 +28,10 @@ def test_bench_wpe_prints_reference_and_ours(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     for label in ("nara_wpe complex128", "nara_wpe complex64", "ours     complex128", "GFLOP/clip", "where our time goes"):
         assert label in out, label
+    from seld.features.wpe import ROW_GROUPS
+
+    assert ROW_GROUPS > 1  # the default computes the triangle, printed beside the full product
+    assert "row groups  1" in out and f"row groups {ROW_GROUPS:2d}" in out and "<- library default" in out
     err = float(re.search(r"\(complex128\), per clip: ([0-9.e+-]+)", out).group(1))
     assert err < 1e-6  # the printed parity is real: ours equals nara_wpe
 

@@ -160,3 +160,35 @@ def test_torch_and_numpy_matrix_products_give_the_same_wpe(rooms: torch.Tensor) 
     a = wpe_module._wpe_chunk(y, cfg, buffer, torch.matmul)
     b = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._numpy_matmul)
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(a.abs().max()))
+
+
+@pytest.mark.parametrize("groups", [2, 4, 7])
+def test_triangle_row_groups_equal_the_full_product(rooms: torch.Tensor, groups: int, monkeypatch) -> None:
+    # the grouped products compute only the needed upper triangle: the same normal equations summed
+    # in another order, so the results differ by rounding times cond(R) (measured 6e-10 to 7e-10 of
+    # the clip's largest value, the size of the full product's own difference to nara_wpe, 4e-10);
+    # a wrong lag or block offset would be >= 1e-3
+    from seld.features import wpe as wpe_module
+
+    cfg = WpeConfig(taps=20, iterations=2)
+    monkeypatch.setattr(wpe_module, "ROW_GROUPS", 1)
+    full = wpe(rooms[1:2], cfg)
+    monkeypatch.setattr(wpe_module, "ROW_GROUPS", groups)
+    blocks = wpe_module._triangle_layout(cfg.taps, cfg.delay, groups, "cpu", torch.float64)[0]
+    assert len(blocks) == groups
+    assert relative_error(wpe(rooms[1:2], cfg), full.numpy()) < 1e-8
+
+
+def test_threaded_cpu_wpe_equals_one_thread(rooms: torch.Tensor) -> None:
+    # with 2+ torch threads the clips are spread over threads (one core each): same numbers, clip by clip
+    cfg = WpeConfig(taps=20, iterations=2)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = wpe(rooms, cfg)
+        torch.set_num_threads(2)
+        two = wpe(rooms, cfg)
+        assert torch.get_num_threads() == 2  # restored after the threaded run
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.equal(one, two)
