@@ -16,7 +16,7 @@ Steps (a rerun skips finished ones; a killed training stage resumes from its ``l
    epoch finished) scored ONCE on the test set; ``results.md``, ``results.json`` and PNG plots.
 
 Budget: every training stage stops after the step that crosses its share of ``--budget-minutes``
-(``train.max_minutes``; validation time counts). Default shares: baseline 0.43, pretrain 0.29,
+(``train.max_minutes``; validation and a least-squares head fit count). Default shares: baseline 0.43, pretrain 0.29,
 GREP 0.14, TREP 0.14, so the baseline's budget equals a textseld model's (pre-training + one
 fine-tuning). Data simulation and feature extraction are outside the budget.
 

@@ -483,6 +483,13 @@ class Trainer:
         self._report_stop()
         return self.history
 
+    def count_setup_time(self, seconds: float) -> None:
+        """Count ``seconds`` of work done for this run before :meth:`fit` (e.g. a least-squares head
+        fit) as training time: ``train.max_minutes`` and the checkpoints' ``elapsed_seconds`` include it."""
+        if self._deadline is not None:
+            raise RuntimeError("count_setup_time: call it before fit()")
+        self._elapsed_before += float(seconds)
+
     # ----------------------------------------------------------------- stopping
     def _elapsed(self) -> float:
         return self._deadline.elapsed() if self._deadline is not None else self._elapsed_before

@@ -11,6 +11,7 @@ A checkpoint of either stage holds everything needed to rebuild its model withou
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -131,7 +132,9 @@ def _run_stage(cfg: PretrainConfig | FinetuneConfig, build_task: Any) -> Trainer
     trainer = Trainer(task, train_set, cfg.train, val_set, validator, resolved_config=cfg,
                       runtime_keys=STAGE_RUNTIME_KEYS)
     if isinstance(cfg, FinetuneConfig) and cfg.model.head.init == "lstsq" and not trainer.resumed:
+        started = time.monotonic()
         _lstsq_init_head(cfg, trainer)  # a resumed run has its weights from the checkpoint
+        trainer.count_setup_time(time.monotonic() - started)  # inside the run's train.max_minutes
     try:
         trainer.fit()
         if test_set is not None and trainer.finished:

@@ -6,6 +6,8 @@ keeps the checkpoint's weights, and misuse is a clear ConfigError.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -70,12 +72,21 @@ def test_lstsq_init_sets_the_head_to_the_ridge_solution(sim, tmp_path_factory, t
 
 def test_resumed_run_does_not_refit(sim, tmp_path_factory, tmp_path, monkeypatch):
     pre = pretrained_checkpoint(tmp_path_factory)
-    calls = []
+    calls, clock = [], {"now": 0.0}
     fit = stages.fit_head
-    monkeypatch.setattr(stages, "fit_head", lambda *a, **k: calls.append(1) or fit(*a, **k))
+
+    def counted_fit(*a, **k):
+        calls.append(1)
+        clock["now"] += 100.0  # the fit "takes" 100 s on the stage's clock
+        return fit(*a, **k)
+
+    monkeypatch.setattr(stages, "fit_head", counted_fit)
+    monkeypatch.setattr(stages, "time", SimpleNamespace(monotonic=lambda: clock["now"]))
     out = tmp_path / "ft"
     run_finetuning(_lstsq_config(sim, out, pre, epochs=1, max_steps=1))
     assert calls == [1]
+    # the fit's time is part of the run's train.max_minutes budget (recorded in the checkpoint)
+    assert torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["elapsed_seconds"] >= 100.0
     saved = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
     monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])
     resumed = run_finetuning(_lstsq_config(sim, out, pre, epochs=1, max_steps=1, resume="auto"))

@@ -141,6 +141,29 @@ def test_max_minutes_stops_after_the_crossing_step_and_a_larger_limit_continues(
     _assert_same(_weights(tmp_path), reference)
 
 
+def test_setup_time_counts_toward_max_minutes(tmp_path, monkeypatch):
+    clock = {"now": 1000.0}
+
+    class FakeTime:
+        @staticmethod
+        def monotonic() -> float:
+            return clock["now"]
+
+    monkeypatch.setattr(stopping, "time", FakeTime)
+
+    def tick(n: int) -> None:
+        clock["now"] += 10.0  # 40 s per step
+
+    tr = _trainer(tmp_path, tick, max_minutes=3.0)
+    tr.count_setup_time(100.0)  # e.g. a head fit before the first step: 80 s left, crossed during step 2
+    tr.fit()
+    assert tr.stop_reason == StopReason.TIME_LIMIT and tr.global_step == 2
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["elapsed_seconds"] == pytest.approx(180.0)
+    with pytest.raises(RuntimeError, match="before fit"):
+        tr._deadline = stopping.Deadline(1.0)  # as during fit()
+        tr.count_setup_time(1.0)
+
+
 def test_stale_temp_files_are_removed_at_start_up(tmp_path):
     ckpt = tmp_path / "checkpoints"
     ckpt.mkdir(parents=True)
