@@ -123,17 +123,32 @@ def _child_merge(cfg: FeatureConfig) -> tuple[float, float]:
 
 
 def _child_main(fn, arg, queue) -> None:
-    queue.put(fn(arg))
+    try:
+        queue.put(("ok", fn(arg)))
+    except BaseException as exc:  # sent back: the parent must never wait for a result that will not come
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
 def in_child(fn, arg):
-    """``fn(arg)`` in a fresh (spawned, non-daemonic: it may start workers) process."""
+    """``fn(arg)`` in a fresh (spawned, non-daemonic: it may start workers) process; an exception
+    there (or the child dying without a result) is raised here as a RuntimeError."""
+    import queue as queue_module
+
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child_main, args=(fn, arg, queue))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            status, result = queue.get(timeout=1.0)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"{getattr(fn, '__name__', fn)}: the child process died (exit code {proc.exitcode}) "
+                                   "without a result") from None
     proc.join()
+    if status != "ok":
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)} failed in its child process: {result}")
     return result
 
 
@@ -167,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, metavar="DIR", help="use this DCASE-layout set (synth splits)")
     parser.add_argument("--keep", default=None, metavar="DIR", help="work here and keep the files")
     args = parser.parse_args(argv)
+    for name in ("clips", "batch_size", "threads", "repeats", "workers", "merge_clips"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
     import torch
 

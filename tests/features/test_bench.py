@@ -53,3 +53,19 @@ def test_bench_features_prints_old_new_and_memory(tmp_path: Path) -> None:
                   "merge peak memory growth", "training dataset reads"):
         assert label in out, label
     assert (tmp_path / "work" / "merge8" / "dev-train-synth.h5").is_file()
+
+
+def test_bench_features_child_failure_is_raised_not_waited_for() -> None:
+    # before: an exception in a spawned memory probe left the parent blocked on its queue forever
+    code = (f"import sys, math; sys.path.insert(0, {str(BENCH)!r}); import bench_features as b\n"
+            "assert b.in_child(abs, -3) == 3\n"
+            "try:\n    b.in_child(math.sqrt, -1.0)\nexcept RuntimeError as e:\n    print('raised:', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "raised: sqrt failed in its child process: ValueError: math domain error" in proc.stdout
+
+
+def test_bench_features_rejects_a_zero_merge_size(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        load_script("bench_features").main(["--merge-clips", "0"])
+    assert "--merge-clips must be >= 1, got 0" in capsys.readouterr().err
