@@ -105,10 +105,25 @@ class FeatureContext:
         return 0.5 * (self.stereo_spec[:, 0] + self.stereo_spec[:, 1])
 
     @functools.cached_property
+    def mid_full(self) -> torch.Tensor:
+        """Untrimmed W = (L + R) / 2, the WPE input: complex ``(B, F, T + 1)``."""
+        return 0.5 * (self.stereo_full[:, 0] + self.stereo_full[:, 1])
+
+    @functools.cached_property
     def direct_spec(self) -> torch.Tensor:
         """WPE direct part D of W (statistics over all frames of the clip): complex ``(B, F, T)``."""
-        mid_full = 0.5 * (self.stereo_full[:, 0] + self.stereo_full[:, 1])
-        return wpe(mid_full, self.wpe_cfg)[..., : self.num_frames].to(self.mid_spec.dtype)
+        return self.direct_from_wpe(wpe(self.mid_full, self.wpe_cfg))
+
+    def direct_from_wpe(self, out: torch.Tensor) -> torch.Tensor:
+        """D from the WPE output of :attr:`mid_full` (trimmed, in the spectra's dtype)."""
+        return out[..., : self.num_frames].to(self.mid_spec.dtype)
+
+    def set_direct(self, wpe_out: torch.Tensor) -> None:
+        """Use ``wpe_out`` = ``wpe(self.mid_full)`` computed elsewhere (e.g. with other clips in one
+        batched call, whose per-clip results are the same) as this context's WPE output."""
+        if wpe_out.shape != self.mid_full.shape:
+            raise ValueError(f"WPE output shape {tuple(wpe_out.shape)} != mid_full {tuple(self.mid_full.shape)}")
+        self.__dict__["direct_spec"] = self.direct_from_wpe(wpe_out)  # the cached_property's slot
 
     @functools.cached_property
     def ipd_phasor(self) -> torch.Tensor:

@@ -134,6 +134,37 @@ def test_batched_features_with_wpe_equal_clip_by_clip(rooms: torch.Tensor) -> No
             np.testing.assert_array_equal(batch[name][i], single[name], err_msg=f"{name} clip {i}")
 
 
+def test_threaded_batch_features_run_wpe_once_for_the_batch_and_equal_one_thread(monkeypatch) -> None:
+    # on a CPU with 2+ threads the batch's WPE is one call (clips spread over the threads) while
+    # the rest of the front end goes clip by clip: the numbers are those of one thread
+    from seld.features import extract
+
+    audio = np.stack([render_single_source(az, 2.0, rt60=0.4, seed=3, class_idx=4) for az in (20.0, -35.0, 70.0)])
+    cfg = FeatureConfig()
+    cfg.wpe.iterations, cfg.wpe.taps = 2, 20
+    names = ["direct_logmel", "reverb_logmel", "ivy"]
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = compute_batch_features(audio, names, cfg)
+        calls = []
+        real = wpe
+
+        def counted(spec, wcfg, *a, **k):
+            calls.append(spec.shape[0])
+            return real(spec, wcfg, *a, **k)
+
+        monkeypatch.setattr("seld.features.wpe.wpe", counted)
+        monkeypatch.setattr("seld.features.channels.wpe", counted)
+        torch.set_num_threads(2)
+        two = compute_batch_features(audio, names, cfg)
+    finally:
+        torch.set_num_threads(saved)
+    assert extract.CPU_CLIPS_PER_PASS < 3 and calls == [3]  # one WPE call for the 3 clips
+    for name in names:
+        np.testing.assert_array_equal(two[name], one[name], err_msg=name)
+
+
 @pytest.mark.gpu
 def test_cuda_wpe_and_features_equal_cpu(rooms: torch.Tensor) -> None:
     if not torch.cuda.is_available():
