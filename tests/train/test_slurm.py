@@ -119,7 +119,7 @@ def test_scancel_usr1_requeues_and_the_job_resumes_bit_exactly(slurm, sim, tmp_p
         time.sleep(0.2)
     assert "epoch 1/3" in log.read_text(), (_job(slurm, job_id), log.read_text())
     subprocess.run(["scancel", "--signal=USR1", job_id], env=slurm, check=True)
-    released = False
+    released, pending_since = False, 0.0
     while time.monotonic() < deadline:
         job = _job(slurm, job_id)
         if job.get("Restarts") == "1" and job.get("JobState") not in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED"):
@@ -127,9 +127,13 @@ def test_scancel_usr1_requeues_and_the_job_resumes_bit_exactly(slurm, sim, tmp_p
         if job.get("Restarts") not in (None, "0", "1") or job.get("JobState") in ("FAILED", "CANCELLED", "TIMEOUT"):
             break
         if not released and job.get("JobState") == "PENDING" and job.get("Restarts") == "1":
-            # a requeued job waits for its begin time (minutes); let it go at once
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)
-            released = True
+            # a requeued job waits for its begin time (minutes); let it go soon. Not in the second of
+            # the requeue: slurmd compares credential times in whole seconds, so a run launched then
+            # is killed as "Job credential revoked" (seen here when released 0.08 s after the requeue)
+            pending_since = pending_since or time.monotonic()
+            if time.monotonic() - pending_since >= 2.0:
+                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm, check=True)
+                released = True
         time.sleep(0.2)
     text = log.read_text()
     job = _job(slurm, job_id)
