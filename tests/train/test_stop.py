@@ -110,19 +110,20 @@ def test_ctrl_c_right_after_an_epoch_save_writes_nothing_new(tmp_path):
     assert last.stat().st_mtime_ns == before
 
 
-def test_max_minutes_stops_after_the_crossing_step_and_a_larger_limit_continues(tmp_path, reference, monkeypatch):
+@pytest.fixture
+def tick(monkeypatch):
+    """A fake clock for ``train.max_minutes``: each fetched item (the Hooked hook) advances it 10 s,
+    so a step of 4 items takes 40 s."""
     clock = {"now": 1000.0}
+    monkeypatch.setattr(stopping, "time", type("FakeTime", (), {"monotonic": staticmethod(lambda: clock["now"])}))
 
-    class FakeTime:
-        @staticmethod
-        def monotonic() -> float:
-            return clock["now"]
+    def advance(n: int) -> None:
+        clock["now"] += 10.0
 
-    monkeypatch.setattr(stopping, "time", FakeTime)
+    return advance
 
-    def tick(n: int) -> None:
-        clock["now"] += 10.0  # 10 s per item: 40 s per step
 
+def test_max_minutes_stops_after_the_crossing_step_and_a_larger_limit_continues(tmp_path, reference, tick):
     tr = _trainer(tmp_path, tick, max_minutes=3.0)  # 180 s: crossed during step 5 (200 s)
     history = tr.fit()  # returns normally
     assert tr.stop_reason == StopReason.TIME_LIMIT and tr.global_step == 5
@@ -141,19 +142,7 @@ def test_max_minutes_stops_after_the_crossing_step_and_a_larger_limit_continues(
     _assert_same(_weights(tmp_path), reference)
 
 
-def test_setup_time_counts_toward_max_minutes(tmp_path, monkeypatch):
-    clock = {"now": 1000.0}
-
-    class FakeTime:
-        @staticmethod
-        def monotonic() -> float:
-            return clock["now"]
-
-    monkeypatch.setattr(stopping, "time", FakeTime)
-
-    def tick(n: int) -> None:
-        clock["now"] += 10.0  # 40 s per step
-
+def test_setup_time_counts_toward_max_minutes(tmp_path, tick):
     tr = _trainer(tmp_path, tick, max_minutes=3.0)
     tr.count_setup_time(100.0)  # e.g. a head fit before the first step: 80 s left, crossed during step 2
     tr.fit()
