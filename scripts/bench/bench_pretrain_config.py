@@ -15,15 +15,16 @@ on the same cores is not a figure.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from bench_training import time_optimizer_steps  # noqa: E402
 from torch.utils.data import DataLoader, default_collate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,29 +39,21 @@ def time_variant(config: str, features: str, overrides: list[str], steps: int, w
     cfg = load_config(config, PretrainConfig, [f"data.features_dir={features}", *overrides])
     train_set, _, _ = build_stage_datasets(cfg.data, seed=cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
-    task = build_pretrain_task(cfg, data_record(cfg.data)).train()
-    optimizer = torch.optim.Adam(task.parameters(), lr=cfg.train.lr)
+    task = build_pretrain_task(cfg, data_record(cfg.data))
     batch_size = cfg.train.batch_size
     generator = torch.Generator().manual_seed(cfg.train.seed)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=default_collate,
                         generator=generator)
     if len(loader) == 0:
         raise SystemExit(f"{features}: fewer training clips ({len(train_set)}) than one batch ({batch_size})")
-    times: list[float] = []
-    batches = iter(loader)
-    for _ in range(warmup + steps):
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            batch = next(batches)
-        start = time.perf_counter()
-        loss = task.step(batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    per_step = statistics.median(times[warmup:])
+
+    def epochs() -> Iterator[dict[str, Any]]:  # shuffled batches, epoch after epoch
+        while True:
+            yield from loader
+
+    stream = epochs()
+    per_step = time_optimizer_steps(task, lambda step: next(stream), steps, warmup, torch.device("cpu"),
+                                    lr=cfg.train.lr)
     return {
         "params": sum(p.numel() for p in task.parameters()),
         "seconds_per_step": per_step,

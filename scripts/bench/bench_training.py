@@ -25,7 +25,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -95,15 +95,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(task: Any, args: argparse.Namespace, device: torch.device) -> float:
-    """Seconds per optimiser step (median of ``--steps`` after one warm-up step)."""
+def time_optimizer_steps(task: Any, batch_for_step: Callable[[int], dict[str, Any]], steps: int, warmup: int,
+                         device: torch.device, amp: str = "none", lr: float = 1e-4) -> float:
+    """Seconds per full training step (forward + loss, backward, Adam on the trainable
+    parameters): median of ``steps`` timed steps after ``warmup`` untimed ones; step ``i`` trains
+    on ``batch_for_step(i)`` (fetched outside the timing)."""
     task.to(device).train()
     params = [p for p in task.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-4)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16")
+    opt = torch.optim.Adam(params, lr=lr)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
     times = []
-    for step in range(args.steps + 1):
-        batch = random_batch(args.batch_size, step, device)
+    for step in range(warmup + steps):
+        batch = batch_for_step(step)
         _sync(device)
         t0 = time.perf_counter()
         with autocast:
@@ -112,9 +115,15 @@ def time_steps(task: Any, args: argparse.Namespace, device: torch.device) -> flo
         loss.backward()
         opt.step()
         _sync(device)
-        if step:
+        if step >= warmup:
             times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def time_steps(task: Any, args: argparse.Namespace, device: torch.device) -> float:
+    """Seconds per optimiser step on random batches (median of ``--steps`` after one warm-up step)."""
+    return time_optimizer_steps(task, lambda step: random_batch(args.batch_size, step, device), args.steps, 1,
+                                device, args.amp)
 
 
 def bench_pretrain(source: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
