@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(ROOT / "configs/benchmark/finetune_grep.yml"), help="fine-tuning config")
     parser.add_argument("--ridge", type=float, nargs="+", default=[1e-3],
                         help="ridge weight(s) relative to mean diag(X'X), X = [A, 1]")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. model.text_encoder.pooling=mean")
     args = parser.parse_args(argv)
     if not args.bench and not (args.features and args.pretrained):
         parser.error("give --bench, or --features and --pretrained")
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     features = Path(args.features) if args.features else Path(args.bench) / "features"
     pre = args.pretrained or str(Path(args.bench) / "runs" / "pretrain" / "checkpoints" / "best_f.pt")
-    cfg = load_config(args.config, FinetuneConfig, [f"data.features_dir={features}", f"model.pretrained={pre}"])
+    cfg = load_config(args.config, FinetuneConfig, [f"data.features_dir={features}", f"model.pretrained={pre}", *args.set])
     task = build_finetune_task(cfg, data_record(cfg.data)).eval()
     _, pre_model = _pretrained_parts(str(pre))
 

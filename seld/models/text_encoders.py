@@ -20,6 +20,9 @@ the audio tokens, and the result takes the encoder's own embedding path: BERT ge
 embedding and runs the causal transformer. Pooling is at the EOT position the tokenizer found,
 never at "the largest id" (the placeholder ids are larger than CLIP's end token).
 
+``TextEncoderConfig.pooling: mean`` reads A as the mean of the last hidden states over the
+sentence's tokens instead (an option; the seed pools at the token).
+
 Weights are frozen (``requires_grad`` false) and the module stays in eval mode even when a parent
 calls ``train()``; gradients still flow through it to the injected tokens. Sequences are padded
 to the longest in the batch: with CLIP's causal mask, positions up to EOT do not see the padding.
@@ -54,6 +57,10 @@ TINY_VISION_CFG: dict[str, Any] = {"image_size": 32, "layers": 1, "width": 64, "
 """Vision tower built alongside a ``clip`` ``model_config`` that gives none (it is discarded anyway)."""
 
 
+POOLINGS = ("token", "mean")
+"""``TextEncoderConfig.pooling`` values."""
+
+
 @dataclass
 class TextEncoderConfig:
     """Which frozen text encoder to load, and from where.
@@ -73,6 +80,11 @@ class TextEncoderConfig:
     open_clip model-config keys (``embed_dim``, ``text_cfg``, ``vision_cfg``) replacing those of
     ``name`` (weights from ``path`` if given, else random); for ``hf_clip`` / ``bert``
     ``CLIPTextConfig`` / ``BertConfig`` keyword arguments (random init; no ``path``).
+    ``pooling``: how the pooled embedding A (GREP's input, and the ground-truth sentence
+    embedding of the embedding loss) is read from the last hidden states: ``token`` (the seed:
+    the model's own pooling token, [CLS] for BERT, end-of-text for CLIP) or ``mean`` (mean over
+    the sentence's tokens, padding excluded: how sentence-transformers such as MiniLM were
+    trained; CLIP applies its projection after the mean).
     """
 
     kind: str = "clip"
@@ -82,6 +94,11 @@ class TextEncoderConfig:
     tokenizer: Optional[str] = None
     quick_gelu: Optional[bool] = None
     model_config: Optional[dict[str, Any]] = None
+    pooling: str = "token"
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"text encoder: unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
 
     @property
     def resolved_name(self) -> str:
@@ -96,7 +113,7 @@ class EncoderOutput:
     """Output of an injected forward pass.
 
     ``pooled`` (N, out_dim): the audio-driven embedding A (CLIP: EOT state @ projection; BERT:
-    [CLS] state). ``hidden`` (N, L, width): last hidden states (after CLIP's final LayerNorm;
+    [CLS] state; with pooling ``mean`` the token mean in their place). ``hidden`` (N, L, width): last hidden states (after CLIP's final LayerNorm;
     positions after EOT are padding). ``slot_hidden`` (N, 3, width): ``hidden`` at the (SRC, DOA,
     DIST) positions, the TREP head's input.
     """
@@ -162,6 +179,7 @@ class FrozenTextEncoder(nn.Module):
     width: int
     out_dim: int
     tokenizer: TemplateTokenizer
+    pooling: str = "token"
 
     @classmethod
     def from_config(cls, cfg: TextEncoderConfig) -> "FrozenTextEncoder":
@@ -191,6 +209,14 @@ class FrozenTextEncoder(nn.Module):
     def num_embeddings(self) -> int:
         """Rows of the word-embedding table."""
         raise NotImplementedError
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor, token_positions: torch.Tensor) -> torch.Tensor:
+        """Read (N, width) from ``hidden`` (N, L, width): at ``token_positions`` (N,) (pooling ``token``)
+        or the mean over the positions where ``attention_mask`` is 1 (pooling ``mean``)."""
+        if self.pooling == "mean":
+            weight = attention_mask.to(hidden.dtype).unsqueeze(-1)
+            return (hidden * weight).sum(1) / weight.sum(1).clamp_min(1.0)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), token_positions]
 
     def _freeze(self) -> None:
         self.requires_grad_(False)
@@ -308,6 +334,7 @@ class OpenClipTextEncoder(FrozenTextEncoder):
         else:
             self.out_dim = int(self.text_projection.shape[1])
         self.tokenizer = TemplateTokenizer.from_open_clip(name, context_length=int(self.positional_embedding.shape[0]))
+        self.pooling = cfg.pooling
         self._freeze()
 
     @property
@@ -328,7 +355,7 @@ class OpenClipTextEncoder(FrozenTextEncoder):
         # Causal mask only: right padding cannot reach positions <= EOT, so no padding mask is needed.
         x = self.transformer(x, attn_mask=self.attn_mask[:length, :length])
         hidden = self.ln_final(x)
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), eot_positions]
+        pooled = self._pool(hidden, attention_mask, eot_positions)
         if isinstance(self.text_projection, nn.Linear):
             pooled = self.text_projection(pooled)
         elif self.text_projection is not None:
@@ -354,6 +381,7 @@ class HFClipTextEncoder(FrozenTextEncoder):
         self.out_dim = int(text_cfg.projection_dim) if self.use_projection else self.width
         tok_source = cfg.tokenizer or source
         self.tokenizer = TemplateTokenizer.from_hf_pretrained(tok_source, max_length=int(text_cfg.max_position_embeddings))
+        self.pooling = cfg.pooling
         self._freeze()
 
     @property
@@ -375,7 +403,7 @@ class HFClipTextEncoder(FrozenTextEncoder):
         hidden = tm.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
         hidden = tm.final_layer_norm(hidden)
         # Explicit EOT position: HF's own pooling (argmax id, or first eos id) is not trusted with added ids.
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), eot_positions]
+        pooled = self._pool(hidden, attention_mask, eot_positions)
         if self.use_projection:
             pooled = self.model.text_projection(pooled)
         return pooled, hidden
@@ -395,6 +423,7 @@ class BertTextEncoder(FrozenTextEncoder):
         self.out_dim = self.width
         tok_source = cfg.tokenizer or source
         self.tokenizer = TemplateTokenizer.from_hf_pretrained(tok_source, max_length=int(model.config.max_position_embeddings))
+        self.pooling = cfg.pooling
         self._freeze()
 
     @property
@@ -409,7 +438,7 @@ class BertTextEncoder(FrozenTextEncoder):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # inputs_embeds: BERT adds position and segment embeddings and applies its LayerNorm, as for text.
         hidden = self.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
-        return hidden[:, 0], hidden
+        return self._pool(hidden, attention_mask, torch.zeros_like(eot_positions)), hidden
 
 
 TEXT_ENCODERS: dict[str, type[FrozenTextEncoder]] = {

@@ -275,6 +275,51 @@ def test_hf_local_folder_round_trip(encoders, tmp_path, kind):
     torch.testing.assert_close(loaded.encode_text(SENTENCES), enc.encode_text(SENTENCES), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_mean_pooling_is_the_token_mean_without_padding_then_projection(encoders, open_clip_model_and_file, monkeypatch, kind):
+    """pooling: mean = mean of the unpadded sequence's last hidden states (CLIP: then its projection),
+    for injected templates of different lengths padded together and for ground-truth sentences."""
+    enc = encoders[kind]
+    monkeypatch.setattr(enc, "pooling", "mean")
+    batch = enc.tokenizer.encode_templates(TEMPLATE_PICK)
+    assert len(set(batch.attention_mask.sum(1).tolist())) == 3  # three lengths: the longest pads the others
+    torch.manual_seed(3)
+    tokens = torch.randn(3, 3, enc.width)
+
+    def project(x: torch.Tensor) -> torch.Tensor:
+        if kind == "clip":
+            return x @ open_clip_model_and_file[0].text_projection
+        return enc.model.text_projection(x) if kind == "hf_clip" else x
+
+    with torch.no_grad():
+        out = enc.forward_injected(batch, tokens)
+        for row in range(3):
+            n = int(batch.attention_mask[row].sum())
+            _, ref_hidden = reference_forward(enc, batch.input_ids[row, :n].tolist(), batch.slot_positions[row].tolist(),
+                                              tokens[row], open_clip_model_and_file[0])
+            torch.testing.assert_close(out.pooled[row], project(ref_hidden.mean(0)), rtol=1e-5, atol=1e-5)
+            token_pooled = project(ref_hidden[n - 1 if kind != "bert" else 0])
+            assert (out.pooled[row] - token_pooled).abs().max() > 1e-3  # a different read-out than the token
+        sentences = enc.tokenizer.encode_sentences(SENTENCES)
+        pooled, hidden = enc.encode_ids(sentences)
+        for row in range(len(SENTENCES)):
+            n = int(sentences.attention_mask[row].sum())
+            torch.testing.assert_close(pooled[row], project(hidden[row, :n].mean(0)), rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_option_from_config_and_unknown_names(minilm):
+    assert TextEncoderConfig().pooling == "token" and minilm.pooling == "token"
+    enc = build_text_encoder(TextEncoderConfig(kind="bert", name=MINILM_NAME, pooling="mean"))
+    assert enc.pooling == "mean"
+    # MiniLM was trained on mean-pooled sentence embeddings: near sentences stay near, "no sources" apart
+    near = ground_truth_sentence(TEMPLATES[1], [(1, 40, 3.5)])
+    emb = torch.nn.functional.normalize(enc.encode_text(SENTENCES[:1] + [near, NO_SOURCE_SENTENCE]), dim=-1)
+    sim = emb @ emb.T
+    assert sim[0, 1] > 0.9 and sim[0, 1] > sim[0, 2] + 0.1
+    with pytest.raises(ConfigError, match="pooling 'max'.*token, mean"):
+        from_dict(TextEncoderConfig, {"kind": "bert", "pooling": "max"})
+
+
 def test_hf_clip_checkpoint_without_projection_pools_at_eot(encoders, tmp_path):
     from transformers import CLIPTextModel
 
