@@ -124,6 +124,11 @@ class HeadConfig:
     """``init: lstsq``: ridge weight relative to the mean diagonal of ``[A, 1]'[A, 1]``."""
     lstsq_max_clips: Optional[int] = None
     """``init: lstsq``: fit on the first this many training clips (None: all)."""
+    lstsq_templates: Literal["eval", "train"] = "eval"
+    """``init: lstsq``: the template each training clip is read with for the fit: ``eval`` (the
+    evaluation template for all) or ``train`` (one drawn per clip from the templates training draws
+    from, ``train_templates``, seeded by ``train.seed``), so the fitted head starts on the inputs
+    training will feed it."""
 
     def __post_init__(self) -> None:
         if self.type not in HEADS:
@@ -136,6 +141,8 @@ class HeadConfig:
             raise ConfigError(f"head.init=lstsq needs head.activation=none (a linear GREP head), got {self.activation!r}")
         if self.lstsq_ridge < 0:
             raise ConfigError(f"head.lstsq_ridge must be >= 0, got {self.lstsq_ridge}")
+        if self.lstsq_templates not in ("eval", "train"):
+            raise ConfigError(f"head.lstsq_templates: unknown value {self.lstsq_templates!r}; valid: eval, train")
         if self.lstsq_max_clips is not None and self.lstsq_max_clips < 1:
             raise ConfigError(f"head.lstsq_max_clips must be >= 1 or null, got {self.lstsq_max_clips}")
 

@@ -6,7 +6,8 @@ trained on. The pre-training head's raw (pre-activation) outputs ``Y = W_pre [s;
 are, to a large part, a linear function of what the frozen text encoder makes of the injected
 tokens: the pooled embedding A (GREP's input) or the hidden states at the three token positions
 (TREP's input, ``3 E`` wide). This module collects ``(X, Y)`` over the training clips (evaluation
-template, everything in eval mode, no gradient), solves the ridge regression ``Y ~ [X, 1] W`` in
+template or, with ``model.head.lstsq_templates: train``, one training template per clip; everything
+in eval mode, no gradient), solves the ridge regression ``Y ~ [X, 1] W`` in
 float64 and writes it into the head: the two Linear layers of a GREP head (activation ``none``),
 the one Linear layer of a TREP head. The head then outputs ``activate(fit(X))``, the same output
 activation the pre-training head uses. The probe ``scripts/experiments/grep_lsq_probe.py`` uses
@@ -14,7 +15,7 @@ the same functions.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -43,6 +44,8 @@ def collect_fit_data(
     max_clips: Optional[int] = None,
     progress: bool = False,
     device: torch.device | str = "cpu",
+    templates: Optional[Sequence[int]] = None,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(X (N*T, D), Y (N*T, 117))`` in float32 over the first ``max_clips`` clips (None: all).
 
@@ -51,21 +54,24 @@ def collect_fit_data(
     ``D = out_dim``; TREP: the three hidden states, ``D = 3 E``); ``Y`` is ``pretrain_head.linear`` of the task's tokens (raw,
     before the output activation). Task and head are run in eval mode and restored afterwards.
     The dataset should yield evaluation items (``train=False``: the ``src`` channels, no
-    augmentation).
+    augmentation). ``templates``: indices into :data:`TEMPLATES` of which each clip is read with
+    one, drawn with ``seed`` (None: the task's evaluation template for every clip).
     """
     from tqdm import tqdm
 
     was = (task.training, pretrain_head.training)
     task.eval()
     pretrain_head.eval()
-    template = TEMPLATES[task.eval_template]
+    pool = list(templates) if templates else [task.eval_template]
+    draw = torch.Generator().manual_seed(seed)
     a_rows, y_rows = [], []
     try:
         for batch in tqdm(_fit_batches(dataset, batch_size, max_clips), desc="GREP lstsq init", disable=not progress,
                           leave=False, dynamic_ncols=True):
             src, doa, dist = (batch[k].to(device) for k in ("src", "doa", "dist"))
             tokens = task.tokenizer(src, doa, dist)  # (B, T, 3, E)
-            x = task.head_input(tokens, [template] * src.shape[0])[0]  # (B, T, out_dim) or (B, T, 3, E)
+            picks = torch.randint(len(pool), (src.shape[0],), generator=draw).tolist()
+            x = task.head_input(tokens, [TEMPLATES[pool[i]] for i in picks])[0]  # (B, T, out_dim) or (B, T, 3, E)
             raw = pretrain_head.linear(tokens.flatten(-2))  # (B, T, 117)
             a_rows.append(x.reshape(raw.shape[0] * raw.shape[1], -1).float().cpu())
             y_rows.append(raw.reshape(-1, raw.shape[-1]).float().cpu())
@@ -128,13 +134,15 @@ def fit_head(
     batch_size: int = 8,
     progress: bool = False,
     device: torch.device | str = "cpu",
+    templates: Optional[Sequence[int]] = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Initialise ``task.head`` (TREP, or GREP with activation none) so that its raw output is the
     ridge fit of the pre-training head's raw output on the training clips; returns ``{"rows", "r2"}``
-    (R^2 on those rows)."""
+    (R^2 on those rows). ``templates``, ``seed``: see :func:`collect_fit_data`."""
     head = task.head
     check_lstsq_head(head, pretrain_head, "fit_head")
-    a, y = collect_fit_data(task, pretrain_head, dataset, batch_size, max_clips, progress, device)
+    a, y = collect_fit_data(task, pretrain_head, dataset, batch_size, max_clips, progress, device, templates, seed)
     if isinstance(head, TrepHead):
         w, b = ridge_fit(a, y, ridge)
         with torch.no_grad():

@@ -470,7 +470,8 @@ def build_finetune_task(
 
 def _lstsq_init_head(cfg: FinetuneConfig, trainer: Trainer) -> None:
     """``model.head.init: lstsq``: fit the GREP or TREP head to the pre-training head on the training
-    clips (evaluation items, evaluation template) before the first step of a new run."""
+    clips (evaluation items; the evaluation template, or training templates with
+    ``model.head.lstsq_templates: train``) before the first step of a new run."""
     assert cfg.model.pretrained is not None  # checked by run_finetuning
     task = trainer.task
     _, pre_model = _pretrained_parts(cfg.model.pretrained)
@@ -479,12 +480,14 @@ def _lstsq_init_head(cfg: FinetuneConfig, trainer: Trainer) -> None:
     if isinstance(trainer.train_set, Subset):  # val_from_train: the training rooms only
         fit_set = ClipSubset(fit_set, trainer.train_set.indices)
     h = cfg.model.head
+    templates = (cfg.train_templates or list(range(len(TEMPLATES)))) if h.lstsq_templates == "train" else None
     info = fit_head(task, pre_model.head.to(trainer.device), fit_set, ridge=h.lstsq_ridge,
-                         max_clips=h.lstsq_max_clips, batch_size=cfg.train.batch_size,
-                         progress=cfg.train.progress and trainer.dist.is_main, device=trainer.device)
+                    max_clips=h.lstsq_max_clips, batch_size=cfg.train.batch_size,
+                    progress=cfg.train.progress and trainer.dist.is_main, device=trainer.device,
+                    templates=templates, seed=cfg.train.seed)
     if trainer.dist.is_main:
         print(f"{task.head_type.upper()} head initialised by least squares on {int(info['rows'])} training frames "
-              f"(ridge {h.lstsq_ridge}; R^2 of the pre-training head's raw outputs {info['r2']:.3f})", flush=True)
+              f"({h.lstsq_templates} templates, ridge {h.lstsq_ridge}; R^2 of the pre-training head's raw outputs {info['r2']:.3f})", flush=True)
 
 
 def run_finetuning(cfg: FinetuneConfig) -> Trainer:

@@ -128,3 +128,41 @@ def test_lstsq_init_of_a_trep_head_fits_the_hidden_states_at_the_tokens(sim, tmp
     with torch.no_grad():
         out = task.eval().predict(batch["src"], batch["doa"], batch["dist"])
     assert (out.reshape(-1, 117) - activate_output(fit.float())).abs().max() < 1e-4
+
+
+def test_lstsq_fit_over_the_training_templates(sim, tmp_path_factory, tmp_path, monkeypatch):
+    """``lstsq_templates: train``: each clip is read with one of ``train_templates`` (seeded), so the
+    fit's rows are A under those templates, and the head written is that fit."""
+    from seld.text.templates import TEMPLATES
+
+    pre = pretrained_checkpoint(tmp_path_factory)
+    cfg = _lstsq_config(sim, tmp_path / "ft", pre, epochs=1)
+    cfg.model.head.lstsq_templates = "train"
+    cfg.train_templates = [3, 7]
+    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])
+    task = run_finetuning(cfg).task
+    _, pre_model = _pretrained_parts(str(pre))
+    train_ds = build_dataset(cfg.data, [SYNTH_TRAIN_SPLIT], train=False, seed=0)
+    a_eval, y = collect_fit_data(task, pre_model.head, train_ds)
+    a_train, y_train = collect_fit_data(task, pre_model.head, train_ds, templates=[3, 7], seed=cfg.train.seed)
+    torch.testing.assert_close(y_train, y)  # the target is the pre-training head's: no template
+    assert (a_train - a_eval).abs().max() > 1e-3  # other templates than the evaluation one
+    # clip by clip, A equals the encoder's output under template 3 or 7, and both occur
+    batch = default_collate([train_ds[i] for i in range(len(train_ds))])
+    with torch.no_grad():
+        tokens = task.eval().tokenizer(batch["src"], batch["doa"], batch["dist"])
+        by_template = {i: task.head_input(tokens, [TEMPLATES[i]] * len(train_ds))[0] for i in (3, 7)}
+    used = set()
+    rows = a_train.reshape(len(train_ds), 50, -1)
+    for clip in range(len(train_ds)):
+        match = [i for i, x in by_template.items() if (x[clip] - rows[clip]).abs().max() < 1e-5]
+        assert len(match) == 1, f"clip {clip}: A matches templates {match}"
+        used.add(match[0])
+    assert used == {3, 7}
+    # the head holds the ridge fit of these rows (and not of the evaluation template's)
+    wb = _closed_form(a_train.double().numpy(), y.double().numpy(), 1e-3)
+    np.testing.assert_allclose(task.head.mlp[-1].weight.detach().double().numpy(), wb[:-1].T, rtol=1e-5, atol=1e-6)
+    again, _ = collect_fit_data(task, pre_model.head, train_ds, templates=[3, 7], seed=cfg.train.seed)
+    assert torch.equal(again, a_train)  # seeded
+    with pytest.raises(ConfigError, match="lstsq_templates: unknown value 'all'"):
+        HeadConfig(init="lstsq", lstsq_templates="all")
