@@ -14,6 +14,9 @@ Steps (a rerun skips finished ones; a killed training stage resumes from its ``l
    tokenizer checkpoint selected on validation (``configs/benchmark/finetune_{grep,trep}.yml``).
 5. ``report``: each run's checkpoint with the best validation F (``best_f.pt``; ``last.pt`` when no
    epoch finished) scored ONCE on the test set; ``results.md``, ``results.json`` and PNG plots.
+   ``--extra-test-clips N`` also simulates a second held-out test set (seed + 3000, other rooms
+   again; made once, kept in ``features/test2.h5``) and scores every run on it too: 60 test clips
+   leave a few points of noise, and this measures it without touching any choice.
 
 Budget: every training stage stops after the step that crosses its share of ``--budget-minutes``
 (``train.max_minutes``; validation and a least-squares head fit count). Default shares: baseline 0.43, pretrain 0.29,
@@ -44,6 +47,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SETS: dict[str, tuple[float, int]] = {"train": (0.70, 0), "val": (0.15, 1000), "test": (0.15, 2000)}
 """Set -> (fraction of --clips, seed offset): different seeds give different rooms."""
+EXTRA_TEST_SEED_OFFSET = 3000
+"""Seed offset of the optional second test set (``--extra-test-clips``)."""
 STAGES: tuple[str, ...] = ("data", "baseline", "pretrain", "grep", "trep", "report")
 DEFAULT_SHARES: dict[str, float] = {"baseline": 0.43, "pretrain": 0.29, "grep": 0.14, "trep": 0.14}
 """Fractions of the training budget. The baseline gets what one textseld model gets (pre-training +
@@ -68,6 +73,14 @@ def set_sizes(clips: int) -> dict[str, int]:
 # ----------------------------------------------------------------------------- data
 def prepare_data(out: Path, clips: int, seed: int, workers: int | None, cfg_dir: Path) -> Path:
     """Simulate the three sets, extract their features, and link them as ``<out>/features/{train,val,test}.h5``."""
+    for name, n in set_sizes(clips).items():
+        prepare_set(out, name, n, seed + SETS[name][1], workers, cfg_dir)
+    return out / "features"
+
+
+def prepare_set(out: Path, name: str, n: int, seed: int, workers: int | None, cfg_dir: Path) -> Path:
+    """Simulate one set of ``n`` clips from ``seed``, extract its features and link them as
+    ``<out>/features/<name>.h5``; the training set also writes the normalisation every set uses."""
     from seld.config import load_config
     from seld.data.synth import SynthConfig, generate_dataset
     from seld.features.config import FeatureConfig
@@ -77,30 +90,29 @@ def prepare_data(out: Path, clips: int, seed: int, workers: int | None, cfg_dir:
     feats = out / "features"
     feats.mkdir(parents=True, exist_ok=True)
     synth_cfg = SynthConfig(test_fraction=0.0)
-    for name, n in set_sizes(clips).items():
-        root = out / "data" / name
-        print(f"[data] {name}: {n} clips, seed {seed + SETS[name][1]} -> {root}", flush=True)
-        generate_dataset(root, n, seed + SETS[name][1], synth_cfg, workers=workers, progress=False)
-        fcfg = load_config(
-            cfg_dir / "features.yml", FeatureConfig,
-            [f"dataset_root={root}", f"output_dir={out / 'features_per_set' / name}",
-             f"splits=[{SPLIT}]", f"train_splits=[{SPLIT}]"],
-        )
-        if workers is not None:
-            fcfg.workers = workers
-        report = extract_features(fcfg, progress=False)
-        if report.failed:
-            raise SystemExit(f"feature extraction failed for {len(report.failed)} clip(s): {report.failed[:3]}")
-        merged = merged_file(fcfg.output_dir, SPLIT)
-        if report.done or not merged.is_file():
-            merge_splits(fcfg, progress=False)
-        link = feats / f"{name}.h5"
-        link.unlink(missing_ok=True)
-        link.symlink_to(os.path.relpath(merged, feats))
-        if name == "train":
-            shutil.copyfile(Path(fcfg.output_dir) / "normalization.json", feats / "normalization.json")
-            shutil.copyfile(Path(fcfg.output_dir) / "config.yml", feats / "config.yml")
-    return feats
+    root = out / "data" / name
+    print(f"[data] {name}: {n} clips, seed {seed} -> {root}", flush=True)
+    generate_dataset(root, n, seed, synth_cfg, workers=workers, progress=False)
+    fcfg = load_config(
+        cfg_dir / "features.yml", FeatureConfig,
+        [f"dataset_root={root}", f"output_dir={out / 'features_per_set' / name}",
+         f"splits=[{SPLIT}]", f"train_splits=[{SPLIT}]"],
+    )
+    if workers is not None:
+        fcfg.workers = workers
+    report = extract_features(fcfg, progress=False)
+    if report.failed:
+        raise SystemExit(f"feature extraction failed for {len(report.failed)} clip(s): {report.failed[:3]}")
+    merged = merged_file(fcfg.output_dir, SPLIT)
+    if report.done or not merged.is_file():
+        merge_splits(fcfg, progress=False)
+    link = feats / f"{name}.h5"
+    link.unlink(missing_ok=True)
+    link.symlink_to(os.path.relpath(merged, feats))
+    if name == "train":
+        shutil.copyfile(Path(fcfg.output_dir) / "normalization.json", feats / "normalization.json")
+        shutil.copyfile(Path(fcfg.output_dir) / "config.yml", feats / "config.yml")
+    return link
 
 
 # ----------------------------------------------------------------------------- training
@@ -208,8 +220,9 @@ def run_in_lanes(stages: list[str], lanes: int, lane_argv: list[str], out: Path)
 
 
 # ----------------------------------------------------------------------------- scoring and report
-def score_on_test(stage: str, out: Path) -> dict[str, Any]:
-    """Score the run's validation-selected checkpoint once on the test set; write its CSVs."""
+def score_on_test(stage: str, out: Path, split: str = "test") -> dict[str, Any]:
+    """Score the run's validation-selected checkpoint once on ``features/<split>.h5``; write its CSVs
+    to ``predictions/<stage>`` (``test``) or ``predictions_<split>/<stage>``."""
     import numpy as np
     import torch
 
@@ -222,7 +235,7 @@ def score_on_test(stage: str, out: Path) -> dict[str, Any]:
     ckpt = selected_checkpoint(out / "runs" / stage)
     model = load_task(ckpt)
     task = model.task
-    ds = SeldDataset(out / "features" / "test.h5", out / "features" / "normalization.json", model.streams, train=False)
+    ds = SeldDataset(out / "features" / f"{split}.h5", out / "features" / "normalization.json", model.streams, train=False)
     preds, refs = {}, {}
     with torch.no_grad():
         for start in range(0, len(ds), 8):
@@ -233,7 +246,8 @@ def score_on_test(stage: str, out: Path) -> dict[str, Any]:
                 preds[it["clip_id"]] = o
                 refs[it["clip_id"]] = target_to_events(it["target"].numpy())
     scores = score_outputs(preds, refs, MetricConfig())
-    write_prediction_csvs(out / "predictions" / stage, list(preds), [preds[c] for c in preds])
+    pred_dir = out / ("predictions" if split == "test" else f"predictions_{split}") / stage
+    write_prediction_csvs(pred_dir, list(preds), [preds[c] for c in preds])
     params = list(task.parameters())
     return {
         "checkpoint": str(ckpt.relative_to(out)),
@@ -280,6 +294,15 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], meta: dict[str, 
               "| model | " + " | ".join(SHORT_CLASS_NAMES) + " |", "|---" * (len(SHORT_CLASS_NAMES) + 1) + "|"]
     for stage, r in results.items():
         lines.append(f"| {RUN_NAMES[stage]} | " + " | ".join(_fmt(v, pct=True) for v in r["F_per_class"]) + " |")
+    if any("test2" in r for r in results.values()):
+        lines += ["", f"Second held-out test set ({meta['test2']}: rooms of neither training nor validation; "
+                  "the same checkpoints, scored once, used for no choice):", "",
+                  "| model | F20°/1 (%) | DOAE (°) | RDE | first test set F (%) |", "|---|---|---|---|---|"]
+        for stage, r in results.items():
+            t2 = r.get("test2")
+            if t2:
+                lines.append(f"| {RUN_NAMES[stage]} | {_fmt(t2['F'], pct=True)} | {_fmt(t2['DOAE'])} | "
+                             f"{_fmt(t2['RDE'])} | {_fmt(r['F'], pct=True)} |")
     figures = {}
     runs = {RUN_NAMES[s]: out / "runs" / s for s in results}
     # fine-tunings start where their tokenizer's training ended: plot them on the model's whole budget
@@ -322,7 +345,14 @@ def main(argv: list[str] | None = None) -> int:
         help="training stages run at once, one core each (default: %(default)s = min(2, CPU count)); "
         "each stage keeps its share of minutes",
     )
+    parser.add_argument(
+        "--extra-test-clips", type=int, default=0,
+        help=f"report: also score every run on a second held-out test set of this many clips "
+        f"(seed + {EXTRA_TEST_SEED_OFFSET}; simulated once; default 0 = none)",
+    )
     args = parser.parse_args(argv)
+    if args.extra_test_clips < 0 or args.extra_test_clips == 1:
+        parser.error("--extra-test-clips must be 0 (none) or at least 2")
     out = Path(args.out)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
@@ -353,16 +383,29 @@ def main(argv: list[str] | None = None) -> int:
         import platform
 
         results = {}
+        extra_seed = args.seed + EXTRA_TEST_SEED_OFFSET
+        if args.extra_test_clips:
+            made = out / "data" / "test2" / "made.json"
+            want = {"clips": args.extra_test_clips, "seed": extra_seed}
+            if not (made.is_file() and json.loads(made.read_text()) == want and (out / "features" / "test2.h5").exists()):
+                if (out / "data" / "test2").exists():
+                    shutil.rmtree(out / "data" / "test2")
+                shutil.rmtree(out / "features_per_set" / "test2", ignore_errors=True)
+                prepare_set(out, "test2", args.extra_test_clips, extra_seed, args.workers, cfg_dir)
+                made.write_text(json.dumps(want) + "\n")
         for stage in DEFAULT_SHARES:
             done = out / "runs" / stage / "benchmark_done.json"
             if done.is_file():
                 info = json.loads(done.read_text())
                 results[stage] = {**info, **score_on_test(stage, out)}
+                if args.extra_test_clips:
+                    results[stage]["test2"] = score_on_test(stage, out, "test2")
         meta = {
             "command": "python scripts/experiments/synthetic_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}",
             "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "sets": {k: f"{n} clips, seed {args.seed + SETS[k][1]}" for k, n in set_sizes(args.clips).items()},
+            **({"test2": f"{args.extra_test_clips} clips, seed {extra_seed}"} if args.extra_test_clips else {}),
             "budget_minutes": args.budget_minutes,
             "shares": shares,
         }

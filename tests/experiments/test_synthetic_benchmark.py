@@ -78,3 +78,19 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
     log = capsys.readouterr().out
     assert log.count("finished earlier") == 4 and "training for at most" not in log
     assert json.loads((out / "results.json").read_text())["results"]["baseline"]["F"] == results["baseline"]["F"]
+
+    # --extra-test-clips: a second held-out test set (seed + 3000) scored with the same checkpoints
+    assert bench.main([*argv, "--stages", "report", "--extra-test-clips", "2"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["meta"]["test2"] == "2 clips, seed 3003"
+    refs = {name: [p.read_text() for p in sorted((out / "data" / name / "metadata_dev" / bench.SPLIT).glob("*.csv"))]
+            for name in ("test", "test2")}
+    assert len(refs["test2"]) == 2 and refs["test2"] != refs["test"]  # other scenes (other seed)
+    for stage, r in again["results"].items():
+        assert r["F"] == results[stage]["F"]  # the first test set's scores are unchanged
+        t2 = r["test2"]
+        assert 0.0 <= t2["F"] <= 1.0 and t2["checkpoint"] == r["checkpoint"]
+        assert len(list((out / "predictions_test2" / stage).glob("*.csv"))) == 2
+    assert "Second held-out test set (2 clips, seed 3003" in (out / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        bench.main([*argv, "--stages", "report", "--extra-test-clips", "1"])
