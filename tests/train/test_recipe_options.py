@@ -122,3 +122,31 @@ def test_train_frames_subsample_the_text_encoder_frames_in_training_only(sim, tm
         assert task.predict(batch["src"], batch["doa"], batch["dist"]).shape == (2, frames_total, 117)
     with pytest.raises(ValueError, match="train_frames"):
         dataclasses.replace(cfg, train_frames=0)
+
+
+def test_mean_pooling_is_trained_and_restored_from_the_checkpoint(sim, tmp_path_factory, tmp_path):
+    """model.text_encoder.pooling=mean: the checkpoint rebuilds with it (not the default token), and
+    the reloaded model predicts what the trained one does."""
+    from torch.utils.data import default_collate
+
+    from tests.train.conftest import text_encoder_config
+
+    pre = pretrained_checkpoint(tmp_path_factory)
+    te = dataclasses.replace(text_encoder_config("bert"), pooling="mean")
+    cfg = finetune_config(sim, tmp_path / "ft", pre, "bert", "grep", text_encoder=te, max_steps=1)
+    seed_everything(0)
+    task = build_finetune_task(cfg, data_record(cfg.data))
+    assert task.text_encoder.pooling == "mean"
+    _fit(cfg, task)
+    loaded = load_task(tmp_path / "ft" / "checkpoints" / "last.pt").task.eval()
+    assert loaded.text_encoder.pooling == "mean"
+    ds = build_dataset(cfg.data, cfg.data.val_splits or cfg.data.train_splits, train=False, seed=0)
+    batch = default_collate([ds[i] for i in range(2)])
+    with torch.no_grad():
+        want = task.eval().predict(batch["src"], batch["doa"], batch["dist"])
+        got = loaded.predict(batch["src"], batch["doa"], batch["dist"])
+        a_mean = loaded.embed(batch["src"], batch["doa"], batch["dist"])
+        loaded.text_encoder.pooling = "token"
+        a_token = loaded.embed(batch["src"], batch["doa"], batch["dist"])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert (a_mean - a_token).abs().max() > 1e-3  # the option changes A
