@@ -313,9 +313,14 @@ class FinetuneTask(SeldTask):
             self._template_cache[key] = self.text_encoder.tokenizer.encode_templates(templates)
         return _repeat_batch(self._template_cache[key], frames).to(device)
 
+    @property
+    def training_template_pool(self) -> list[int]:
+        """Indices into TEMPLATES that training draws from (``train_templates``, else all)."""
+        return self.train_templates or list(range(len(TEMPLATES)))
+
     def _choose_templates(self, batch_size: int) -> list[str]:
         if self.training:  # global torch RNG: restored on resume, so runs stay reproducible
-            pool = self.train_templates or list(range(len(TEMPLATES)))
+            pool = self.training_template_pool
             idx = [pool[i] for i in torch.randint(len(pool), (batch_size,)).tolist()]
         else:
             idx = [self.eval_template] * batch_size
@@ -480,7 +485,7 @@ def _lstsq_init_head(cfg: FinetuneConfig, trainer: Trainer) -> None:
     if isinstance(trainer.train_set, Subset):  # val_from_train: the training rooms only
         fit_set = ClipSubset(fit_set, trainer.train_set.indices)
     h = cfg.model.head
-    templates = (cfg.train_templates or list(range(len(TEMPLATES)))) if h.lstsq_templates == "train" else None
+    templates = task.training_template_pool if h.lstsq_templates == "train" else None
     info = fit_head(task, pre_model.head.to(trainer.device), fit_set, ridge=h.lstsq_ridge,
                     max_clips=h.lstsq_max_clips, batch_size=cfg.train.batch_size,
                     progress=cfg.train.progress and trainer.dist.is_main, device=trainer.device,
