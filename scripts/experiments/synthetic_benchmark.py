@@ -220,9 +220,9 @@ def run_in_lanes(stages: list[str], lanes: int, lane_argv: list[str], out: Path)
 
 
 # ----------------------------------------------------------------------------- scoring and report
-def score_on_test(stage: str, out: Path, split: str = "test") -> dict[str, Any]:
-    """Score the run's validation-selected checkpoint once on ``features/<split>.h5``; write its CSVs
-    to ``predictions/<stage>`` (``test``) or ``predictions_<split>/<stage>``."""
+def score_on_test(stage: str, out: Path, splits: tuple[str, ...] = ("test",)) -> list[dict[str, Any]]:
+    """Score the run's validation-selected checkpoint (loaded once) once on each ``features/<split>.h5``;
+    write its CSVs to ``predictions/<stage>`` (``test``) or ``predictions_<split>/<stage>``."""
     import numpy as np
     import torch
 
@@ -235,27 +235,31 @@ def score_on_test(stage: str, out: Path, split: str = "test") -> dict[str, Any]:
     ckpt = selected_checkpoint(out / "runs" / stage)
     model = load_task(ckpt)
     task = model.task
-    ds = SeldDataset(out / "features" / f"{split}.h5", out / "features" / "normalization.json", model.streams, train=False)
-    preds, refs = {}, {}
-    with torch.no_grad():
-        for start in range(0, len(ds), 8):
-            items = [ds[i] for i in range(start, min(len(ds), start + 8))]
-            batch = {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist")}
-            outputs = task.predict(batch["src"], batch["doa"], batch["dist"]).float().numpy()
-            for it, o in zip(items, outputs):
-                preds[it["clip_id"]] = o
-                refs[it["clip_id"]] = target_to_events(it["target"].numpy())
-    scores = score_outputs(preds, refs, MetricConfig())
-    pred_dir = out / ("predictions" if split == "test" else f"predictions_{split}") / stage
-    write_prediction_csvs(pred_dir, list(preds), [preds[c] for c in preds])
     params = list(task.parameters())
-    return {
-        "checkpoint": str(ckpt.relative_to(out)),
-        "F": float(scores.F), "DOAE": float(scores.DOAE), "RDE": float(scores.RDE),
-        "F_per_class": [float(v) for v in np.nan_to_num(scores.classwise_F)],
-        "params_total": int(sum(p.numel() for p in params)),
-        "params_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
-    }
+    results = []
+    for split in splits:
+        ds = SeldDataset(out / "features" / f"{split}.h5", out / "features" / "normalization.json", model.streams,
+                         train=False)
+        preds, refs = {}, {}
+        with torch.no_grad():
+            for start in range(0, len(ds), 8):
+                items = [ds[i] for i in range(start, min(len(ds), start + 8))]
+                batch = {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist")}
+                outputs = task.predict(batch["src"], batch["doa"], batch["dist"]).float().numpy()
+                for it, o in zip(items, outputs):
+                    preds[it["clip_id"]] = o
+                    refs[it["clip_id"]] = target_to_events(it["target"].numpy())
+        scores = score_outputs(preds, refs, MetricConfig())
+        pred_dir = out / ("predictions" if split == "test" else f"predictions_{split}") / stage
+        write_prediction_csvs(pred_dir, list(preds), [preds[c] for c in preds])
+        results.append({
+            "checkpoint": str(ckpt.relative_to(out)),
+            "F": float(scores.F), "DOAE": float(scores.DOAE), "RDE": float(scores.RDE),
+            "F_per_class": [float(v) for v in np.nan_to_num(scores.classwise_F)],
+            "params_total": int(sum(p.numel() for p in params)),
+            "params_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
+        })
+    return results
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -388,8 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             made = out / "data" / "test2" / "made.json"
             want = {"clips": args.extra_test_clips, "seed": extra_seed}
             if not (made.is_file() and json.loads(made.read_text()) == want and (out / "features" / "test2.h5").exists()):
-                if (out / "data" / "test2").exists():
-                    shutil.rmtree(out / "data" / "test2")
+                shutil.rmtree(out / "data" / "test2", ignore_errors=True)
                 shutil.rmtree(out / "features_per_set" / "test2", ignore_errors=True)
                 prepare_set(out, "test2", args.extra_test_clips, extra_seed, args.workers, cfg_dir)
                 made.write_text(json.dumps(want) + "\n")
@@ -397,9 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             done = out / "runs" / stage / "benchmark_done.json"
             if done.is_file():
                 info = json.loads(done.read_text())
-                results[stage] = {**info, **score_on_test(stage, out)}
-                if args.extra_test_clips:
-                    results[stage]["test2"] = score_on_test(stage, out, "test2")
+                scores = score_on_test(stage, out, ("test", "test2") if args.extra_test_clips else ("test",))
+                results[stage] = {**info, **scores[0], **({"test2": scores[1]} if args.extra_test_clips else {})}
         meta = {
             "command": "python scripts/experiments/synthetic_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}",
