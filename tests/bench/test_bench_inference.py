@@ -2,22 +2,19 @@
 new inference paths give the same outputs (no timing asserts)."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import torch
 
+from tests.scripts import load_script
 from tests.train.conftest import single_thread
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "bench_inference.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_inference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "bench_inference")
 
 
 def test_bench_inference_tiny(capsys):

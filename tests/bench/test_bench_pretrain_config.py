@@ -2,22 +2,19 @@
 the config plus its overrides (the parameter counts show it) and timed (no timing asserts)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from seld.constants import SYNTH_TEST_SPLIT, SYNTH_TRAIN_SPLIT
+from tests.scripts import load_script
 from tests.train.conftest import build_sim_set, single_thread
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "bench_pretrain_config.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_pretrain_config", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "bench_pretrain_config")
 
 
 @pytest.fixture(scope="module")

@@ -2,20 +2,17 @@
 (no timing asserts); trimming sentences to the batch's longest leaves the pooled embeddings unchanged."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
+from tests.scripts import load_script
 from tests.train.conftest import single_thread
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench" / "bench_training.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_training", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "bench_training")
 
 
 def test_bench_training_tiny(capsys):

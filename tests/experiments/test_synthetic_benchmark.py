@@ -2,22 +2,19 @@
 a rerun skips finished stages."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("synthetic_benchmark", ROOT / "scripts/experiments/synthetic_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/experiments/synthetic_benchmark.py", "synthetic_benchmark")
 
 
 def test_set_sizes_split_the_clips() -> None:

@@ -1,7 +1,6 @@
 """The feature benchmarks run on a tiny setting and print their side-by-side figures (no timing asserts)."""
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -10,15 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.features.simdata import write_dataset
+from tests.scripts import load_script as load_path
 
 BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_path(BENCH / f"{name}.py", f"bench_{name}")
 
 
 def test_bench_wpe_prints_reference_and_ours(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,6 @@
 print per-part counts from seld.models.summary; totals add up and frozen = the frozen parts."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,13 @@ import torch
 from seld.models import ModelConfig, PretrainModel, count_parameters
 from seld.models.summary import format_counts, part_counts, pretrain_parts
 from tests.models.tiny import tiny_tokenizer
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(folder: str):
-    spec = importlib.util.spec_from_file_location(f"{folder}_models", ROOT / folder / "models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"{folder}/models.py", f"{folder}_models")
 
 
 def _rows(text: str) -> dict[str, tuple[int, int, int]]:
