@@ -1,5 +1,6 @@
 """Two "nodes" on one machine: two torchrun launchers joined by a c10d rendezvous on 127.0.0.1."""
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -20,19 +21,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _both(cmds: list[list[str]], env: dict[str, str]) -> list[subprocess.CompletedProcess]:
-    procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in cmds]
+def _both(cmds: list[list[str]], env: dict[str, str], timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """Run the launchers side by side, each in its own process group. A launcher that hangs fails the
+    test with what both printed, and no torchrun or worker is left behind (killing the shell alone
+    would orphan the torchrun it started)."""
+    procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) for c in cmds]
     out = []
-    for p in procs:
-        try:
-            so, se = p.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        out.append(subprocess.CompletedProcess(p.args, p.returncode, so, se))
+    try:
+        for p in procs:
+            so, se = p.communicate(timeout=timeout)
+            out.append(subprocess.CompletedProcess(p.args, p.returncode, so, se))
+    except subprocess.TimeoutExpired:
+        for q in procs:
+            _kill_group(q)
+        logs = [f"--- launcher {i} (rc {q.returncode}) ---\n{q.communicate()[1][-4000:]}" for i, q in enumerate(procs)]
+        raise AssertionError(f"a launcher ran past {timeout} s:\n" + "\n".join(logs)) from None
+    finally:
+        for q in procs:
+            _kill_group(q)
     return out
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def test_two_launchers_nnodes_2_match_one_process_on_the_global_batch(tmp_path):
