@@ -483,6 +483,19 @@ def _num_workers(cfg: FeatureConfig, num_tasks: int) -> int:
     return max(1, min(workers, num_tasks))
 
 
+def spawn_cannot_import_main() -> str | None:
+    """Why "spawn" workers could not start from this process, or None when they can.
+
+    A spawned worker re-runs the parent's ``__main__`` from its file. A script read from stdin
+    (``python - < script.py``) names the file ``<stdin>``, which does not exist: every worker dies
+    while starting, the pool starts new ones forever and the parent waits forever.
+    """
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not os.path.isfile(main_file):
+        return f"the main script {main_file!r} is not a file that worker processes can import"
+    return None
+
+
 def list_clips(cfg: FeatureConfig) -> tuple[list[Clip], list[tuple[str, str]]]:
     """Clips of ``cfg.splits`` and (clip, reason) of those rejected up front (missing labels)."""
     clips = discover_clips(cfg.dataset_root, cfg.splits, require_labels=False)
@@ -534,6 +547,10 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
         tasks = [(cfg, chunk) for chunk in _chunks(todo, cfg.batch_size)]
         bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress or not todo, file=sys.stderr)
         workers = _num_workers(cfg, len(tasks))
+        why_not = spawn_cannot_import_main() if workers > 1 else None
+        if why_not:
+            print(f"warning: features in this process, not {workers} workers: {why_not}", file=sys.stderr)
+            workers = 1
 
         def consume(results: Iterable[tuple[list[_Outcome], list[tuple[str, str]]]]) -> None:
             for outcomes, warnings in results:
