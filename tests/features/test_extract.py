@@ -16,6 +16,7 @@ from seld.data.targets import build_adpit_target
 from seld.features.config import FeatureConfig
 from seld.features.extract import clip_file, compute_clip_features, extract_features, is_complete
 from tests.features.simdata import write_dataset
+from tests.train.conftest import torch_threads
 
 FAST = ["logmel_l", "logmel_r", "logmel_mid", "ild", "ivy"]
 SPLIT = "dev-train-synth"
@@ -318,14 +319,8 @@ def test_batches_of_clips_write_the_same_files_as_clip_by_clip(dataset: Path, th
     """One torch thread: bit-identical. Two: a batch runs one clip per thread (one-thread products)
     while a lone clip runs on the 2-thread matmul, whose blocking rounds differently: measured up to
     9.5e-7 dB apart (22 of 16000 values of one channel), a float32 rounding step, hence the tolerance."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         _batches_match_clip_by_clip(dataset, exact=threads == 1)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _batches_match_clip_by_clip(dataset: Path, exact: bool) -> None:

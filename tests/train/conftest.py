@@ -45,15 +45,22 @@ class SimSet:
 
 
 @contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread: tiny models gain nothing from threads, and on a busy 2-core box
-    oversubscribed threads made a 30 s training run take minutes."""
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` threads inside the block, then restore the count it had."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny models gain nothing from threads, and on a busy 2-core box
+    oversubscribed threads made a 30 s training run take minutes."""
+    with torch_threads(1):
+        yield
 
 
 def _memo(factory: pytest.TempPathFactory, key: Any, build) -> Any:
