@@ -114,8 +114,8 @@ class EncoderOutput:
 
     ``pooled`` (N, out_dim): the audio-driven embedding A (CLIP: EOT state @ projection; BERT:
     [CLS] state; with pooling ``mean`` the token mean in their place). ``hidden`` (N, L, width):
-    last hidden states (after CLIP's final LayerNorm; positions after EOT are padding). ``slot_hidden`` (N, 3, width): ``hidden`` at the (SRC, DOA,
-    DIST) positions, the TREP head's input.
+    last hidden states (after CLIP's final LayerNorm; positions after EOT are padding).
+    ``slot_hidden`` (N, 3, width): ``hidden`` at the (SRC, DOA, DIST) positions, the TREP head's input.
     """
 
     pooled: torch.Tensor
