@@ -85,7 +85,13 @@ class TrainConfig:
     grad_clip_norm: Optional[float] = None
     """Clip the global gradient norm (all trained parameters together) to this value (None: no clipping)."""
     amp: Literal["none", "bf16"] = "none"
-    """bf16 autocast for forward passes (meant for GPUs; works, slowly, on CPU)."""
+    """bf16 autocast for forward passes: on GPUs, and on CPUs with native bf16 (AVX512-BF16 / AMX;
+    ``lscpu | grep bf16``), where it is faster too (measured, one thread, AMD EPYC with avx512_bf16:
+    benchmark tokenizer step 1.35x, baseline CRNN 1.8x; docs/results). On a CPU without it, slower."""
+    channels_last: bool = False
+    """Keep 4-D weights (conv kernels) in channels-last memory format, which oneDNN's CPU convolutions and
+    cuDNN's tensor cores prefer (measured, one CPU thread: tokenizer step 1.13x, baseline CRNN 1.3x; with
+    bf16 1.45x and 2.4x). Numerics equal up to summation order; checkpoints load either way."""
     seed: int = 0
     num_workers: int = 2
     num_threads: Optional[int] = None
@@ -191,7 +197,7 @@ def build_optimizer(groups: list[dict[str, Any]], cfg: TrainConfig) -> torch.opt
 RUNTIME_KEYS: tuple[str, ...] = (
     "train.epochs", "train.max_steps", "train.max_minutes", "train.out_dir", "train.resume", "train.device",
     "train.num_workers", "train.num_threads", "train.progress", "train.tensorboard", "train.log_every_steps",
-    "train.save_every_steps", "train.validate_every_epochs",
+    "train.save_every_steps", "train.validate_every_epochs", "train.channels_last",
 )
 """Config keys a resumed run may change (with a warning): how long and where it runs, and what it
 prints or saves how often. Changing ``train.epochs`` under the cosine schedule stretches the
@@ -271,6 +277,8 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
         seed_everything(cfg.seed)
         self.task = task.to(self.device)
+        if cfg.channels_last:
+            self.task.to(memory_format=torch.channels_last)
         self.model: nn.Module = self.task
         if self.dist.enabled:
             self.model = nn.parallel.DistributedDataParallel(
