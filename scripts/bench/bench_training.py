@@ -1,7 +1,8 @@
 """Training throughput of both stages at real size with random weights (nothing downloaded).
 
 Usage: python scripts/bench/bench_training.py [--stages rcc,beats,clip,bert] [--batch-size 2] [--steps 2]
-                                              [--device cpu|cuda] [--amp none|bf16] [--threads N] [--size real|tiny]
+                                              [--device cpu|cuda] [--amp none|bf16] [--channels-last]
+                                              [--threads N] [--size real|tiny]
 
 * ``rcc`` / ``beats``: pre-training steps/s (forward, ADPIT, backward, Adam) of the tokenizers of
   ``configs/pretrain_rcc.yml`` and ``configs/pretrain_beats.yml`` (BEATs at its official size,
@@ -96,11 +97,15 @@ def _sync(device: torch.device) -> None:
 
 
 def time_optimizer_steps(task: Any, batch_for_step: Callable[[int], dict[str, Any]], steps: int, warmup: int,
-                         device: torch.device, amp: str = "none", lr: float = 1e-4) -> float:
+                         device: torch.device, amp: str = "none", lr: float = 1e-4,
+                         channels_last: bool = False) -> float:
     """Seconds per full training step (forward + loss, backward, Adam on the trainable
     parameters): median of ``steps`` timed steps after ``warmup`` untimed ones; step ``i`` trains
-    on ``batch_for_step(i)`` (fetched outside the timing)."""
+    on ``batch_for_step(i)`` (fetched outside the timing). ``amp`` and ``channels_last`` as ``train.amp`` /
+    ``train.channels_last``."""
     task.to(device).train()
+    if channels_last:
+        task.to(memory_format=torch.channels_last)
     params = [p for p in task.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
@@ -123,7 +128,7 @@ def time_optimizer_steps(task: Any, batch_for_step: Callable[[int], dict[str, An
 def time_steps(task: Any, args: argparse.Namespace, device: torch.device) -> float:
     """Seconds per optimiser step on random batches (median of ``--steps`` after one warm-up step)."""
     return time_optimizer_steps(task, lambda step: random_batch(args.batch_size, step, device), args.steps, 1,
-                                device, args.amp)
+                                device, args.amp, channels_last=args.channels_last)
 
 
 def bench_pretrain(source: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
@@ -220,6 +225,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     parser.add_argument("--steps", type=int, default=2, help="timed steps (after one warm-up step)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", default="none", choices=["none", "bf16"])
+    parser.add_argument("--channels-last", action="store_true", help="conv kernels channels-last (train.channels_last)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--size", default="real", choices=["real", "tiny"])
     args = parser.parse_args(argv)
@@ -228,7 +234,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), size {args.size}, "
-          f"batch {args.batch_size}, {args.steps} steps, amp {args.amp}")
+          f"batch {args.batch_size}, {args.steps} steps, amp {args.amp}, channels_last {args.channels_last}")
     results: dict[str, float] = {}
     for stage in [s.strip() for s in args.stages.split(",") if s.strip()]:
         if stage in ("rcc", "beats"):

@@ -28,3 +28,12 @@ def test_bench_training_tiny(capsys):
         assert 5 < res[f"{kind}_mean_tokens"] <= res[f"{kind}_tokens_trimmed"] < 77
         assert res[f"{kind}_pooled_diff_77"] < 1e-4  # padding to 77 changes the cost, not the embedding
     assert res["pretrain_rcc_steps_per_s"] > 0 and res["pretrain_beats_steps_per_s"] > 0
+
+
+def test_bench_training_tiny_bf16_channels_last(capsys):
+    with single_thread():
+        res = _load().main(["--size", "tiny", "--steps", "1", "--batch-size", "1", "--stages", "rcc",
+                            "--amp", "bf16", "--channels-last"])
+    out = capsys.readouterr().out
+    assert "amp bf16, channels_last True" in out and "pre-training rcc" in out
+    assert math.isfinite(res["pretrain_rcc_steps_per_s"]) and res["pretrain_rcc_steps_per_s"] > 0
