@@ -84,10 +84,12 @@ class TrainConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     grad_clip_norm: Optional[float] = None
     """Clip the global gradient norm (all trained parameters together) to this value (None: no clipping)."""
-    amp: Literal["none", "bf16"] = "none"
+    amp: Literal["none", "bf16", "auto"] = "none"
     """bf16 autocast for forward passes: on GPUs, and on CPUs with native bf16 (AVX512-BF16 / AMX;
     ``lscpu | grep bf16``), where it is faster too (measured, one thread, AMD EPYC with avx512_bf16:
-    benchmark tokenizer step 1.35x, baseline CRNN 1.8x; docs/results). On a CPU without it, slower."""
+    benchmark tokenizer step 1.35x, baseline CRNN 1.8x; the same validation curves; docs/results). On
+    a CPU without native bf16 it is emulated and slower. ``auto``: bf16 where the device has it
+    natively (:func:`native_bf16`), else none (the run's log says which)."""
     channels_last: bool = False
     """Keep 4-D weights (conv kernels) in channels-last memory format, which oneDNN's CPU convolutions and
     cuDNN's tensor cores prefer (measured, one CPU thread: tokenizer step 1.13x, baseline CRNN 1.3x; with
@@ -113,6 +115,17 @@ class TrainConfig:
     log_every_steps: int = 10
     progress: bool = True
     tensorboard: bool = True
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively: a CUDA GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX (where oneDNN runs bf16 convolutions and matmuls faster than fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private helpers of torch.cpu
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 @dataclass
@@ -277,6 +290,9 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
         seed_everything(cfg.seed)
         self.task = task.to(self.device)
+        self.amp = cfg.amp if cfg.amp != "auto" else ("bf16" if native_bf16(self.device) else "none")
+        if cfg.amp == "auto" and self.dist.is_main:
+            print(f"train.amp=auto: {self.amp} on {self.device.type}", flush=True)
         if cfg.channels_last:
             self.task.to(memory_format=torch.channels_last)
         self.model: nn.Module = self.task
@@ -437,7 +453,7 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def _autocast(self):
-        if self.cfg.amp == "bf16":
+        if self.amp == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return torch.autocast(device_type=self.device.type, enabled=False)
 

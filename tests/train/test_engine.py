@@ -75,6 +75,17 @@ def test_bf16_autocast_runs_and_learns_on_cpu(tmp_path):
     assert tr.history[-1]["train_loss"] < tr.history[0]["train_loss"]
 
 
+@pytest.mark.parametrize("avx512_bf16, amx, want", [(True, False, "bf16"), (False, True, "bf16"), (False, False, "none")])
+def test_amp_auto_takes_bf16_only_where_the_cpu_has_it(avx512_bf16, amx, want, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    tr = Trainer(ToyTask(), ToyDataset(), _cfg(tmp_path, amp="auto", resume="never"))
+    assert tr.amp == want and f"train.amp=auto: {want} on cpu" in capsys.readouterr().out
+    with tr._autocast():
+        y = tr.task.net(torch.randn(2, 64))
+    assert y.dtype == (torch.bfloat16 if want == "bf16" else torch.float32)
+
+
 def test_cosine_schedule_with_warmup_reaches_min_factor(tmp_path):
     from seld.train.engine import SchedulerConfig
 
