@@ -93,7 +93,7 @@ class TrainConfig:
     channels_last: bool = False
     """Keep 4-D weights (conv kernels) in channels-last memory format, which oneDNN's CPU convolutions and
     cuDNN's tensor cores prefer (measured, one CPU thread: tokenizer step 1.13x, baseline CRNN 1.3x; with
-    bf16 1.45x and 2.4x). Numerics equal up to summation order; checkpoints load either way."""
+    bf16 1.4x and 2.4x). Numerics equal up to summation order; checkpoints load either way."""
     seed: int = 0
     num_workers: int = 2
     num_threads: Optional[int] = None

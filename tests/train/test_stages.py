@@ -191,9 +191,10 @@ def test_channels_last_trains_the_same_weights_and_its_checkpoint_loads_anywhere
     floats = [k for k in a if a[k].is_floating_point()]
     trained = max(float((a[k] - init[k]).abs().max()) for k in floats)
     apart = max(float((b[k] - a[k]).abs().max()) for k in floats)
-    # Adam turns rounding-level gradient differences into up to lr-sized steps on near-zero gradients:
-    # the two runs stay within a few % of how far training moved the weights (measured 4 %)
-    assert trained > 1e-3 and apart < 0.1 * trained, (apart, trained)
+    # Adam turns rounding-level gradient differences into up to lr-sized steps on near-zero gradients, so
+    # not bit-equal: the runs end 2.5e-4 apart where training moved the weights by 0.57 (0.04 %)
+    print(f"\nchannels-last vs default after 6 steps: weights apart {apart:.2e}, moved by training {trained:.2e}")
+    assert trained > 1e-2 and apart < 1e-2 * trained, (apart, trained)
     assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in plain.history], rel=1e-4)
     # a channels-last checkpoint loads into a default-layout model (and predicts the same)
     loaded = load_task(tmp_path / "cl" / "checkpoints" / "last.pt")
