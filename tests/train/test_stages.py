@@ -185,8 +185,9 @@ def test_channels_last_trains_the_same_weights_and_its_checkpoint_loads_anywhere
                          if w.shape[1] > 1 and w.shape[2:] != (1, 1))
     a = _model_state(tmp_path / "plain" / "checkpoints" / "last.pt")
     b = _model_state(tmp_path / "cl" / "checkpoints" / "last.pt")
+    ref = cfg(tmp_path / "x")
     seed_everything(plain.cfg.seed)  # run_pretraining seeds the same way before building the task
-    init = build_pretrain_task(cfg(tmp_path / "x"), data_record(cfg(tmp_path / "x").data)).state_dict()
+    init = build_pretrain_task(ref, data_record(ref.data)).state_dict()
     assert a.keys() == b.keys() == init.keys()
     floats = [k for k in a if a[k].is_floating_point()]
     trained = max(float((a[k] - init[k]).abs().max()) for k in floats)
@@ -198,7 +199,7 @@ def test_channels_last_trains_the_same_weights_and_its_checkpoint_loads_anywhere
     assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in plain.history], rel=1e-4)
     # a channels-last checkpoint loads into a default-layout model (and predicts the same)
     loaded = load_task(tmp_path / "cl" / "checkpoints" / "last.pt")
-    batch = _full_batch(cfg(tmp_path / "x"))
+    batch = _full_batch(ref)
     with torch.no_grad():
         want = plain.task.eval().predict(batch["src"], batch["doa"], batch["dist"])
         got = loaded.task.predict(batch["src"], batch["doa"], batch["dist"])
