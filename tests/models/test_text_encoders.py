@@ -160,6 +160,32 @@ def test_plain_sentences_match_the_libraries_own_forward(encoders, open_clip_mod
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("old", ["past_key_values", "input_embeds+cache_position"])
+def test_hf_clip_works_with_older_create_causal_mask_signatures(encoders, monkeypatch, old):
+    # transformers 5.17 (the H100 machine's) names the cache `past_key_values`, 5.24 `cache`; 4.5x had
+    # `input_embeds` and a required `cache_position`: each older signature, emulated over the installed
+    # function, must give the same embeddings
+    import transformers.masking_utils as mu
+
+    real = mu.create_causal_mask
+    seen: list[set[str]] = []
+    if old == "past_key_values":
+        def older(config, inputs_embeds, attention_mask, past_key_values, position_ids=None):
+            seen.append({"inputs_embeds", "past_key_values"})
+            return real(config=config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=past_key_values)
+    else:
+        def older(config, input_embeds, attention_mask, cache_position, past_key_values, position_ids=None):
+            assert torch.equal(cache_position, torch.arange(input_embeds.shape[1]))
+            seen.append({"input_embeds", "cache_position"})
+            return real(config=config, inputs_embeds=input_embeds, attention_mask=attention_mask, cache=past_key_values)
+
+    enc = encoders["hf_clip"]
+    expected = enc.encode_text(SENTENCES)
+    monkeypatch.setattr(mu, "create_causal_mask", older)
+    torch.testing.assert_close(enc.encode_text(SENTENCES), expected, rtol=0, atol=0)
+    assert seen
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_changing_one_injected_token_changes_only_its_row(encoders, kind):
     enc = encoders[kind]
