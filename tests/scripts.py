@@ -1,7 +1,9 @@
-"""Load a repository script (``scripts/...``, ``pretraining/models.py``) as a module for a test."""
+"""Load a repository script (``scripts/...``, ``pretraining/models.py``) as a module for a test; the
+``PYTHONPATH`` of the tests' child processes."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -15,3 +17,9 @@ def load_script(path: str | Path, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def child_pythonpath() -> str:
+    """``PYTHONPATH`` for a child process of a test: the repository first, then whatever the test run
+    already had (where the dependencies come from ``PYTHONPATH``, as on a machine without a venv)."""
+    return os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])

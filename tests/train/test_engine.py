@@ -8,6 +8,7 @@ import torch
 
 from seld.train.checkpoint import load_checkpoint
 from seld.train.engine import TrainConfig, Trainer
+from tests.scripts import child_pythonpath
 from tests.train.toy import ToyDataset, ToyTask
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def test_resume_mid_epoch_is_bitwise_identical(tmp_path):
 
 def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     script = ROOT / "tests" / "train" / "ddp_worker.py"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=child_pythonpath(), OMP_NUM_THREADS="1")
     single = tmp_path / "single"
     subprocess.run([sys.executable, str(script), str(single), "8"], check=True, env=env, cwd=ROOT, timeout=300)
     ddp = tmp_path / "ddp"

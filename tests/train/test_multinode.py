@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
+from tests.scripts import child_pythonpath
 from tests.train.ddp_worker import train_toy
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+ENV = dict(os.environ, PYTHONPATH=child_pythonpath(), OMP_NUM_THREADS="1")
 
 
 def _free_port() -> int:

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from seld.train.checkpoint import load_checkpoint
+from tests.scripts import child_pythonpath
 from tests.train.conftest import SimSet
 
 pytestmark = pytest.mark.slurm
@@ -55,7 +56,7 @@ def slurm() -> dict[str, str]:
 
 def _job_env(slurm: dict[str, str]) -> dict[str, str]:
     # sbatch exports this environment to the job: our interpreter and tree, one thread, offline
-    return dict(slurm, PYTHON=sys.executable, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    return dict(slurm, PYTHON=sys.executable, PYTHONPATH=child_pythonpath(), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
 
 
 def _sbatch_wait(slurm: dict[str, str], script: str, log: Path, args: list[str]) -> subprocess.CompletedProcess:

@@ -17,11 +17,12 @@ from seld.train import stopping
 from seld.train.checkpoint import load_checkpoint
 from seld.train.engine import TrainConfig, Trainer
 from seld.train.stopping import EXIT_INTERRUPTED, EXIT_REQUEUE, StopReason, TrainingInterrupted, TrainingPreempted
+from tests.scripts import child_pythonpath
 from tests.train.toy import ToyDataset, ToyTask
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "tests" / "train" / "stop_worker.py"
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+ENV = dict(os.environ, PYTHONPATH=child_pythonpath(), OMP_NUM_THREADS="1")
 
 
 def _cfg(out: Path, **kw) -> TrainConfig:
