@@ -155,3 +155,15 @@ def test_evaluate_draws_no_bar_into_a_log_unless_asked(tmp_path, capsys):
     assert "scoring" not in capsys.readouterr().err
     assert main(args + ["--progress"]) == 0
     assert "scoring: 100%" in capsys.readouterr().err
+
+
+def test_python_dash_m_seld_is_the_seld_command(tmp_path):
+    # a checkout on PYTHONPATH without `pip install` (a cluster node, the GPU machine) runs `python -m seld`
+    env = dict(ENV, PYTHONPATH=child_pythonpath())
+    res = subprocess.run([sys.executable, "-m", "seld", "evaluate", "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: seld evaluate")
+    res = subprocess.run([sys.executable, "-m", "seld", "pretrain"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 1 and "--config FILE is required" in res.stderr

@@ -232,6 +232,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device (torch.cuda.is_available() is False)")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), size {args.size}, "
           f"batch {args.batch_size}, {args.steps} steps, amp {args.amp}, channels_last {args.channels_last}")

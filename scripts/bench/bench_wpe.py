@@ -96,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"{wpe_module.ROW_GROUPS})")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators")
     args = parser.parse_args(argv)
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device (torch.cuda.is_available() is False)")
     torch.set_num_threads(args.threads)
     cfg = WpeConfig(taps=args.taps, delay=args.delay, iterations=args.iterations)
     spec = simulated_mid_spectra(args.clips, args.seconds)
     spec_np = spec.numpy()
-    dev = torch.device(args.device)
 
     def run_ours(dtype: torch.dtype = torch.complex128) -> torch.Tensor:
         out = wpe(spec.to(dev), cfg, dtype)
