@@ -50,7 +50,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # one state per GPU of the machine that wrote it; a machine with fewer GPUs restores its own
+        for device, gpu_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(gpu_state.cpu(), device)
 
 
 def _python_state_to_tensor(state: tuple) -> dict[str, Any]:
