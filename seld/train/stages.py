@@ -10,6 +10,8 @@ A checkpoint of either stage holds everything needed to rebuild its model withou
 """
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import time
 from dataclasses import dataclass, field
@@ -169,7 +171,8 @@ def score_test_splits(trainer: Trainer, test_set: Any, splits: list[str], valida
     else:
         source, epoch, step = "last", trainer.epoch, trainer.global_step
     try:
-        preds, targets, loss = trainer.predict(test_set)
+        with trainer.averaged_weights() if source == "last" else contextlib.nullcontext():
+            preds, targets, loss = trainer.predict(test_set)
         scores = {k: float(v) for k, v in validator(preds, targets).items()}
     finally:
         trainer.task.load_state_dict(current)
