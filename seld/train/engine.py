@@ -364,7 +364,7 @@ class Trainer:
     def _state(self, averaged: bool = False) -> dict[str, Any]:
         """The checkpoint's content; ``averaged``: the weights' moving average as its ``model``."""
         model = self.ema if averaged and self.ema is not None else self.task.state_dict()
-        extra = {"ema": self.ema} if self.ema is not None else {}
+        extra = {"ema": self.ema} if self.ema is not None and not averaged else {}  # best_*: "model" is it
         return {
             "model": model,
             **extra,

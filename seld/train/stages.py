@@ -10,8 +10,6 @@ A checkpoint of either stage holds everything needed to rebuild its model withou
 """
 from __future__ import annotations
 
-import contextlib
-
 import copy
 import time
 from dataclasses import dataclass, field
@@ -170,9 +168,10 @@ def score_test_splits(trainer: Trainer, test_set: Any, splits: list[str], valida
         source, epoch, step = "best_f", int(ckpt["progress"]["epoch"]), int(ckpt["progress"]["global_step"])
     else:
         source, epoch, step = "last", trainer.epoch, trainer.global_step
+        if trainer.ema is not None:  # what validation would have scored (train.ema_decay)
+            trainer.task.load_state_dict(trainer.ema)
     try:
-        with trainer.averaged_weights() if source == "last" else contextlib.nullcontext():
-            preds, targets, loss = trainer.predict(test_set)
+        preds, targets, loss = trainer.predict(test_set)
         scores = {k: float(v) for k, v in validator(preds, targets).items()}
     finally:
         trainer.task.load_state_dict(current)

@@ -69,13 +69,9 @@ def test_clip_result_does_not_depend_on_the_batch(rooms: torch.Tensor, threads: 
     # 1e-9 there: still 1000x below the parity with nara_wpe.
     cfg = WpeConfig(taps=20, iterations=2)
     batch = torch.cat([rooms[:2], torch.zeros_like(rooms[:1])])  # a silent clip in the batch
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        out = wpe(batch, cfg)
-        alone = [wpe(rooms[i : i + 1], cfg)[0] for i in range(2)]
-    finally:
-        torch.set_num_threads(saved)
+    torch.set_num_threads(threads)  # tests/conftest.py restores the count after the test
+    out = wpe(batch, cfg)
+    alone = [wpe(rooms[i : i + 1], cfg)[0] for i in range(2)]
     assert torch.all(out[2] == 0)  # no direct path in silence (nara_wpe's lstsq gives 0 too)
     np.testing.assert_allclose(wpe_reference(np.zeros((513, 251), complex), cfg), 0.0)
     for i in range(2):
@@ -147,13 +143,9 @@ def test_batched_features_with_wpe_equal_clip_by_clip(threads: int) -> None:
     cfg = FeatureConfig()
     cfg.wpe.iterations = 2
     names = ["direct_logmel", "reverb_logmel", "logmel_l"]
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        batch = compute_batch_features(audio, names, cfg)
-        singles = [compute_clip_features(audio[i], names, cfg) for i in range(3)]
-    finally:
-        torch.set_num_threads(saved)
+    torch.set_num_threads(threads)  # tests/conftest.py restores the count after the test
+    batch = compute_batch_features(audio, names, cfg)
+    singles = [compute_clip_features(audio[i], names, cfg) for i in range(3)]
     for i, single in enumerate(singles):
         for name in names:
             if threads == 1:
