@@ -20,6 +20,7 @@ import torch  # noqa: E402
 from seld.config import from_dict, load_config  # noqa: E402
 from seld.errors import SeldError  # noqa: E402
 from seld.models import ModelConfig, Tokenizer, TokenizerConfig, build_head  # noqa: E402
+from seld.models.heads import PretrainHead  # noqa: E402
 from seld.models.summary import finetune_parts, format_counts, part_counts  # noqa: E402
 from seld.models.text_encoders import build_text_encoder  # noqa: E402
 from seld.train.checkpoint import load_checkpoint  # noqa: E402
@@ -59,13 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         with torch.device("meta"):
             tokenizer = Tokenizer.from_config(tok_cfg, load_pretrained=False)
         head = build_head(cfg.model.head, out_dim if cfg.model.head.type == "grep" else width)
+        token_head = PretrainHead(tok_cfg.embed_dim) if cfg.model.head.residual else None
     except SeldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.config}: tokenizer {origin}; text encoder {te_cfg.kind} {te_cfg.resolved_name}; head {cfg.model.head.type}")
     if why:
         print(why)
-    print(format_counts(part_counts(finetune_parts(tokenizer, text_encoder, head, cfg.model.head.type.upper()))))
+    print(format_counts(part_counts(finetune_parts(tokenizer, text_encoder, head, cfg.model.head.type.upper(), token_head))))
     return 0
 
 

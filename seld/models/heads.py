@@ -5,6 +5,10 @@
   default activation ``none`` (two plain Linear layers, as the authors' fine-tuning code).
 * ``TrepHead`` (TREP): the text encoder's last hidden states at the three token positions,
   concatenated ``3 * embed_dim`` -> Linear -> 117; ``init_from`` starts it from the pre-training head.
+
+GREP and TREP heads also give their raw (pre-activation) output, ``raw``, and name their last
+layer, ``output_layer``: with ``HeadConfig.residual`` the fine-tuning model adds the raw output to
+the pre-training head's raw output of the tokens before the activation (``seld.train.stages``).
 """
 from __future__ import annotations
 
@@ -60,10 +64,18 @@ class TrepHead(nn.Module):
             self.linear.bias.copy_(head.linear.bias)
         return self
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self.linear
+
+    def raw(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` before the output activation."""
+        _check_tokens(hidden, self.embed_dim, "TREP head")
+        return self.linear(hidden.flatten(-2))
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` activated."""
-        _check_tokens(hidden, self.embed_dim, "TREP head")
-        return activate_output(self.linear(hidden.flatten(-2)))
+        return activate_output(self.raw(hidden))
 
 
 class GrepHead(nn.Module):
@@ -82,11 +94,21 @@ class GrepHead(nn.Module):
             nn.Linear(embed_dim, hidden), _ACTIVATIONS[activation](), nn.Dropout(dropout), nn.Linear(hidden, OUTPUT_DIM)
         )
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        """``(batch, T, embed_dim)`` -> ``(batch, T, 117)`` activated."""
+    @property
+    def output_layer(self) -> nn.Linear:
+        layer = self.mlp[-1]
+        assert isinstance(layer, nn.Linear)
+        return layer
+
+    def raw(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, embed_dim)`` -> ``(batch, T, 117)`` before the output activation."""
         if pooled.dim() != 3 or pooled.shape[-1] != self.embed_dim:
             raise ValueError(f"GREP head expects (batch, T, {self.embed_dim}), got shape {tuple(pooled.shape)}")
-        return activate_output(self.mlp(pooled))
+        return self.mlp(pooled)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, embed_dim)`` -> ``(batch, T, 117)`` activated."""
+        return activate_output(self.raw(pooled))
 
 
 #: fine-tuning prediction heads (``head.type``); :mod:`seld.models.registry` re-exports this table
@@ -124,6 +146,12 @@ class HeadConfig:
     """``init: lstsq``: ridge weight relative to the mean diagonal of ``[A, 1]'[A, 1]``."""
     lstsq_max_clips: Optional[int] = None
     """``init: lstsq``: fit on the first this many training clips (None: all)."""
+    residual: bool = False
+    """Recipe option (False = the paper's head): keep the pre-training head as a direct path from the
+    tokens, ``output = activate(P(tokens) + H(text encoder states))``, with ``P`` the pre-training
+    head's Linear (copied from ``model.pretrained``, trained at ``tokenizer_lr``) and ``H`` this GREP /
+    TREP head, whose last layer starts at zero: a new run starts exactly at its tokenizer's outputs,
+    and the text encoder's read-out is learnt as a correction. ``init`` must stay ``random``."""
     lstsq_templates: Literal["eval", "train"] = "eval"
     """``init: lstsq``: the template each training clip is read with for the fit: ``eval`` (the
     evaluation template for all) or ``train`` (one drawn per clip from the templates training draws
@@ -139,6 +167,8 @@ class HeadConfig:
             raise ConfigError(f"head.init: unknown value {self.init!r}; valid: random, lstsq")
         if self.init == "lstsq" and self.type == "grep" and self.activation != "none":
             raise ConfigError(f"head.init=lstsq needs head.activation=none (a linear GREP head), got {self.activation!r}")
+        if self.residual and self.init != "random":
+            raise ConfigError(f"head.residual starts the head's output layer at zero; head.init must be random, got {self.init!r}")
         if self.lstsq_ridge < 0:
             raise ConfigError(f"head.lstsq_ridge must be >= 0, got {self.lstsq_ridge}")
         if self.lstsq_templates not in ("eval", "train"):

@@ -36,13 +36,16 @@ def pretrain_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def finetune_parts(tokenizer: nn.Module, text_encoder: Optional[nn.Module], head: nn.Module,
-                   head_name: str) -> list[tuple[str, nn.Module]]:
-    """Parts of a fine-tuning model (tokenizer, frozen text encoder, head); ``text_encoder`` None = not built."""
+                   head_name: str, token_head: Optional[nn.Module] = None) -> list[tuple[str, nn.Module]]:
+    """Parts of a fine-tuning model (tokenizer, frozen text encoder, head, and with ``model.head.residual``
+    the pre-training head kept as the tokens' direct path); ``text_encoder`` None = not built."""
     parts = [*tokenizer_parts(tokenizer)]
     if text_encoder is not None:
         parts.append((f"text encoder ({type(text_encoder).__name__}, frozen)", text_encoder))
     parts.append((f"{head_name} head", head))
-    whole = nn.ModuleList([m for m in (tokenizer, text_encoder, head) if m is not None])
+    if token_head is not None:
+        parts.append(("pre-training head (residual path)", token_head))
+    whole = nn.ModuleList([m for m in (tokenizer, text_encoder, head, token_head) if m is not None])
     parts.append(("fine-tuning model" + ("" if text_encoder is not None else " (without the text encoder)"), whole))
     return parts
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
+from seld.accdoa import activate_output
 from seld.config import from_dict, to_dict
 from seld.data.dataset import StreamConfig
 from seld.errors import CheckpointError, ConfigError
@@ -288,8 +289,11 @@ class FinetuneTask(SeldTask):
         head_warmup_steps: int = 0,
         train_templates: list[int] | None = None,
         train_frames: int | None = None,
+        token_head: PretrainHead | None = None,
     ):
         super().__init__()
+        self.token_head = token_head
+        """``model.head.residual``: the pre-training head, a direct path from the tokens to the output."""
         self.train_templates = list(train_templates) if train_templates else None
         self.train_frames = train_frames
         self.head_warmup_steps = int(head_warmup_steps)
@@ -340,7 +344,9 @@ class FinetuneTask(SeldTask):
         if frames is not None:
             tokens = take_frames(tokens, frames)
         x, pooled = self.head_input(tokens, templates)
-        return self.head(x), pooled
+        if self.token_head is None:
+            return self.head(x), pooled
+        return activate_output(self.head.raw(x) + self.token_head.linear(tokens.flatten(-2))), pooled
 
     def head_input(self, tokens: torch.Tensor, templates: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``(B, T, 3, E)`` through the templates and the frozen text encoder -> (the head's
@@ -384,8 +390,9 @@ class FinetuneTask(SeldTask):
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         tok_lr = self.tokenizer_lr if self.pretrained_tokenizer else lr
+        pretrained = [*self.tokenizer.parameters(), *(self.token_head.parameters() if self.token_head is not None else ())]
         return [
-            {"params": [p for p in self.tokenizer.parameters() if p.requires_grad], "lr": tok_lr, "name": "tokenizer"},
+            {"params": [p for p in pretrained if p.requires_grad], "lr": tok_lr, "name": "tokenizer"},
             {"params": [p for p in self.head.parameters() if p.requires_grad], "lr": lr, "name": "head"},
         ]
 
@@ -457,6 +464,15 @@ def build_finetune_task(
     if head_type == "trep" and m.head.init_from_pretrain and pretrain_model is not None:
         assert isinstance(head, TrepHead) and isinstance(pretrain_model.head, PretrainHead)
         head.init_from(pretrain_model.head)
+    token_head = None
+    if m.head.residual:  # start exactly at the tokenizer: its head kept, the text head's output at zero
+        token_head = PretrainHead(tok_cfg.embed_dim)
+        if pretrain_model is not None:
+            assert isinstance(pretrain_model.head, PretrainHead)
+            token_head.load_state_dict(pretrain_model.head.state_dict())
+        with torch.no_grad():
+            head.output_layer.weight.zero_()
+            head.output_layer.bias.zero_()
     resolved = copy.deepcopy(cfg.model)
     resolved.tokenizer, resolved.pretrained = tok_cfg, None
     extras = {
@@ -472,6 +488,7 @@ def build_finetune_task(
         tokenizer, text_encoder, head, head_type, cfg.loss, cfg.tokenizer_lr, cfg.eval_template,
         cfg.gt_cache_size, extras, pretrained_tokenizer=m.pretrained is not None,
         head_warmup_steps=cfg.head_warmup_steps, train_templates=cfg.train_templates, train_frames=cfg.train_frames,
+        token_head=token_head,
     )
 
 
