@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -73,5 +75,20 @@ def gather_objects(obj: object, info: DistInfo) -> list[object]:
 
 
 def cleanup(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+    """Destroy the process group, with SIGTERM / SIGUSR1 held back until it is gone.
+
+    After a stop, ``torchrun`` sends SIGTERM to the ranks still running once the first one has exited;
+    a Python handler raising mid-teardown would skip the destroy and leave gloo's threads to be torn
+    down at interpreter exit, which can abort the process (exit -6 instead of 75). A signal held back
+    is delivered as soon as the group is destroyed.
+    """
+    if not (info.enabled and dist.is_initialized()):
+        return
+    held = {signal.SIGTERM, signal.SIGUSR1}
+    can_hold = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if can_hold else None
+    try:
         dist.destroy_process_group()
+    finally:
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -8,6 +8,7 @@ owns everything else. Pre-training and fine-tuning differ only by the task and t
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import random
@@ -727,4 +728,7 @@ class Trainer:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.model is not self.task:  # the DDP wrapper's reducer holds the process group: free it first,
+            self.model = self.task       # or the group outlives destroy_process_group and gloo's threads are
+            gc.collect()                 # torn down at interpreter exit (seen: a rank aborting with exit -6)
         cleanup(self.dist)
