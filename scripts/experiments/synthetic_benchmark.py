@@ -1,12 +1,12 @@
 """One-command learning benchmark on held-out simulated rooms: the DCASE2025 baseline CRNN beside
 the textseld stages, same features, same metric, a fixed wall-clock budget.
 
-    python scripts/experiments/synthetic_benchmark.py [--clips 400] [--budget-minutes 60] [--seed 0] [--out bench_out]
+    python scripts/experiments/synthetic_benchmark.py [--clips 400] [--train-clips N] [--budget-minutes 60] [--seed 0] [--out bench_out]
 
 Steps (a rerun skips finished ones; a killed training stage resumes from its ``last.pt``):
 
 1. ``data``: three simulated sets drawn from different seeds (so different rooms): train
-   (70 % of ``--clips``), validation (15 %) and test (15 %); features once per set with
+   (70 % of ``--clips``, or ``--train-clips``), validation (15 %) and test (15 %); features once per set with
    ``configs/benchmark/features.yml``; normalisation from the training set only.
 2. ``baseline``: the DCASE2025 baseline CRNN (``configs/benchmark/baseline.yml``).
 3. ``pretrain``: the RCC tokenizer (``configs/benchmark/pretrain.yml``).
@@ -63,17 +63,20 @@ RUN_NAMES: dict[str, str] = {
 SPLIT = "dev-train-synth"  # every simulated set is written with test_fraction 0
 
 
-def set_sizes(clips: int) -> dict[str, int]:
-    """Clips per set: at least 2 each (the validator needs a batch; the trainer needs >= batch size)."""
+def set_sizes(clips: int, train_clips: int | None = None) -> dict[str, int]:
+    """Clips per set: at least 2 each (the validator needs a batch; the trainer needs >= batch size);
+    ``train_clips`` replaces the training set's 70 % share of ``clips``."""
     val = max(2, round(clips * SETS["val"][0]))
     test = max(2, round(clips * SETS["test"][0]))
-    return {"train": max(2, clips - val - test), "val": val, "test": test}
+    train = clips - val - test if train_clips is None else train_clips
+    return {"train": max(2, train), "val": val, "test": test}
 
 
 # ----------------------------------------------------------------------------- data
-def prepare_data(out: Path, clips: int, seed: int, workers: int | None, cfg_dir: Path) -> Path:
+def prepare_data(out: Path, clips: int, seed: int, workers: int | None, cfg_dir: Path,
+                 train_clips: int | None = None) -> Path:
     """Simulate the three sets, extract their features, and link them as ``<out>/features/{train,val,test}.h5``."""
-    for name, n in set_sizes(clips).items():
+    for name, n in set_sizes(clips, train_clips).items():
         prepare_set(out, name, n, seed + SETS[name][1], workers, cfg_dir)
     return out / "features"
 
@@ -330,6 +333,10 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], meta: dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=400, help="simulated clips in all (70/15/15 %% train/val/test)")
+    parser.add_argument(
+        "--train-clips", type=int, default=None,
+        help="training clips instead of 70 %% of --clips (validation and test keep their 15 %% each)",
+    )
     parser.add_argument("--budget-minutes", type=float, default=60.0, help="total training wall-clock budget")
     parser.add_argument("--seed", type=int, default=0, help="data seed (sets use seed, seed+1000, seed+2000) and train.seed")
     parser.add_argument("--out", default="bench_out", help="output folder (data, features, runs, results)")
@@ -355,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(seed + {EXTRA_TEST_SEED_OFFSET}; simulated once; default 0 = none)",
     )
     args = parser.parse_args(argv)
+    if args.train_clips is not None and args.train_clips < 2:
+        parser.error("--train-clips must be at least 2")
     if args.extra_test_clips < 0 or args.extra_test_clips == 1:
         parser.error("--extra-test-clips must be 0 (none) or at least 2")
     out = Path(args.out)
@@ -372,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         extra[stage].append(override)
     if "data" in stages:
         t = time.time()
-        prepare_data(out, args.clips, args.seed, args.workers, cfg_dir)
+        prepare_data(out, args.clips, args.seed, args.workers, cfg_dir, args.train_clips)
         print(f"[data] done in {(time.time() - t) / 60:.1f} min", flush=True)
     training = [s for s in DEFAULT_SHARES if s in stages]
     if args.lanes > 1 and len(training) > 1:
@@ -406,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python scripts/experiments/synthetic_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}",
             "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "sets": {k: f"{n} clips, seed {args.seed + SETS[k][1]}" for k, n in set_sizes(args.clips).items()},
+            "sets": {k: f"{n} clips, seed {args.seed + SETS[k][1]}" for k, n in set_sizes(args.clips, args.train_clips).items()},
             **({"test2": f"{args.extra_test_clips} clips, seed {extra_seed}"} if args.extra_test_clips else {}),
             "budget_minutes": args.budget_minutes,
             "shares": shares,

@@ -21,6 +21,7 @@ def test_set_sizes_split_the_clips() -> None:
     bench = _load_script()
     assert bench.set_sizes(400) == {"train": 280, "val": 60, "test": 60}
     assert bench.set_sizes(8) == {"train": 4, "val": 2, "test": 2}
+    assert bench.set_sizes(400, train_clips=840) == {"train": 840, "val": 60, "test": 60}
 
 
 @pytest.mark.slow
