@@ -227,12 +227,8 @@ def score_on_test(stage: str, out: Path, splits: tuple[str, ...] = ("test",)) ->
     """Score the run's validation-selected checkpoint (loaded once) once on each ``features/<split>.h5``;
     write its CSVs to ``predictions/<stage>`` (``test``) or ``predictions_<split>/<stage>``."""
     import numpy as np
-    import torch
 
-    from seld.data.dataset import SeldDataset
-    from seld.data.targets import target_to_events
     from seld.decoding import write_prediction_csvs
-    from seld.metrics import MetricConfig, score_outputs
     from seld.train.stages import load_task
 
     ckpt = selected_checkpoint(out / "runs" / stage)
@@ -241,18 +237,7 @@ def score_on_test(stage: str, out: Path, splits: tuple[str, ...] = ("test",)) ->
     params = list(task.parameters())
     results = []
     for split in splits:
-        ds = SeldDataset(out / "features" / f"{split}.h5", out / "features" / "normalization.json", model.streams,
-                         train=False)
-        preds, refs = {}, {}
-        with torch.no_grad():
-            for start in range(0, len(ds), 8):
-                items = [ds[i] for i in range(start, min(len(ds), start + 8))]
-                batch = {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist")}
-                outputs = task.predict(batch["src"], batch["doa"], batch["dist"]).float().numpy()
-                for it, o in zip(items, outputs):
-                    preds[it["clip_id"]] = o
-                    refs[it["clip_id"]] = target_to_events(it["target"].numpy())
-        scores = score_outputs(preds, refs, MetricConfig())
+        preds, scores = _predict_and_score(task.predict, model.streams, out, split)
         pred_dir = out / ("predictions" if split == "test" else f"predictions_{split}") / stage
         write_prediction_csvs(pred_dir, list(preds), [preds[c] for c in preds])
         results.append({
@@ -263,6 +248,44 @@ def score_on_test(stage: str, out: Path, splits: tuple[str, ...] = ("test",)) ->
             "params_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
         })
     return results
+
+
+def _predict_and_score(predict: Any, streams: Any, out: Path, split: str) -> tuple[dict[str, Any], Any]:
+    """``predict(src, doa, dist)`` over ``features/<split>.h5`` in batches of 8 clips: (outputs by clip, scores)."""
+    import torch
+
+    from seld.data.dataset import SeldDataset
+    from seld.data.targets import target_to_events
+    from seld.metrics import MetricConfig, score_outputs
+
+    ds = SeldDataset(out / "features" / f"{split}.h5", out / "features" / "normalization.json", streams, train=False)
+    preds, refs = {}, {}
+    with torch.no_grad():
+        for start in range(0, len(ds), 8):
+            items = [ds[i] for i in range(start, min(len(ds), start + 8))]
+            batch = {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist")}
+            outputs = predict(batch["src"], batch["doa"], batch["dist"]).float().numpy()
+            for it, o in zip(items, outputs):
+                preds[it["clip_id"]] = o
+                refs[it["clip_id"]] = target_to_events(it["target"].numpy())
+    return preds, score_outputs(preds, refs, MetricConfig())
+
+
+def text_path_on_validation(stage: str, out: Path) -> dict[str, Any] | None:
+    """For a fine-tuning run with ``model.head.residual``: validation F/DOAE/RDE of its selected
+    checkpoint with and without the text encoder's path (the tokens' direct path alone), i.e. what the
+    text encoder adds; None for other runs. Validation only: the test set stays scored once."""
+    from seld.train.stages import load_task
+
+    model = load_task(selected_checkpoint(out / "runs" / stage))
+    task = model.task
+    if getattr(task, "token_head", None) is None:
+        return None
+    row: dict[str, Any] = {}
+    for key, predict in (("with", task.predict), ("without", task.predict_direct_path)):
+        scores = _predict_and_score(predict, model.streams, out, "val")[1]
+        row[key] = {"F": float(scores.F), "DOAE": float(scores.DOAE), "RDE": float(scores.RDE)}
+    return row
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -310,6 +333,15 @@ def write_report(out: Path, results: dict[str, dict[str, Any]], meta: dict[str, 
             if t2:
                 lines.append(f"| {RUN_NAMES[stage]} | {_fmt(t2['F'], pct=True)} | {_fmt(t2['DOAE'])} | "
                              f"{_fmt(t2['RDE'])} | {_fmt(r['F'], pct=True)} |")
+    with_path = {s: r["text_path_val"] for s, r in results.items() if r.get("text_path_val")}
+    if with_path:
+        lines += ["", "What the text encoder adds (`model.head.residual` runs: output = pre-training head(tokens) + "
+                  "text head; the same checkpoints on the validation set, without the text head's term):", "",
+                  "| model | val F with / without the text path (%) | DOAE (°) | RDE |", "|---|---|---|---|"]
+        for stage, tp in with_path.items():
+            w, wo = tp["with"], tp["without"]
+            lines.append(f"| {RUN_NAMES[stage]} | {_fmt(w['F'], pct=True)} / {_fmt(wo['F'], pct=True)} | "
+                         f"{_fmt(w['DOAE'])} / {_fmt(wo['DOAE'])} | {_fmt(w['RDE'])} / {_fmt(wo['RDE'])} |")
     figures = {}
     runs = {RUN_NAMES[s]: out / "runs" / s for s in results}
     # fine-tunings start where their tokenizer's training ended: plot them on the model's whole budget
@@ -411,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
                 info = json.loads(done.read_text())
                 scores = score_on_test(stage, out, ("test", "test2") if args.extra_test_clips else ("test",))
                 results[stage] = {**info, **scores[0], **({"test2": scores[1]} if args.extra_test_clips else {})}
+                if stage in ("grep", "trep"):
+                    text_path = text_path_on_validation(stage, out)
+                    if text_path is not None:
+                        results[stage]["text_path_val"] = text_path
         meta = {
             "command": "python scripts/experiments/synthetic_benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}",

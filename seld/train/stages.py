@@ -364,6 +364,14 @@ class FinetuneTask(SeldTask):
         """Activated multi-ACCDOA output ``(batch, frames, 117)`` with the evaluation template."""
         return self.encode(src, doa, dist, [TEMPLATES[self.eval_template]] * src.shape[0])[0]
 
+    def predict_direct_path(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """``model.head.residual`` models only: the output of the tokens' direct path alone, i.e. with
+        the text encoder's contribution removed ``(batch, frames, 117)``; compared with :meth:`predict`
+        it measures what the text path adds."""
+        if self.token_head is None:
+            raise ValueError("predict_direct_path: this model has no direct path from the tokens (model.head.residual is false)")
+        return self.token_head(self.tokenizer(src, doa, dist))
+
     def embed(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Audio-driven embeddings A ``(batch, frames, out_dim)`` with the evaluation template."""
         return self.encode(src, doa, dist, [TEMPLATES[self.eval_template]] * src.shape[0])[1]

@@ -49,7 +49,12 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
         assert (out / "predictions" / stage).is_dir()
     for stage in ("grep", "trep"):  # the frozen text encoder counts in the total only
         assert results[stage]["params_trainable"] < results[stage]["params_total"]
+        # the benchmark configs use the residual head: validation with and without the text path
+        tp = results[stage]["text_path_val"]
+        assert set(tp) == {"with", "without"} and all(0.0 <= tp[k]["F"] <= 1.0 for k in tp)
+    assert "text_path_val" not in results["pretrain"] and "text_path_val" not in results["baseline"]
     table = (out / "results.md").read_text()
+    assert "What the text encoder adds" in table
     assert "| Baseline CRNN (DCASE2025) | 735,413 / 735,413 | 1 |" in table
     assert "RCC-BERT-TREP (MiniLM)" in table and "F20°/1 per class" in table
     pngs = sorted(p.name for p in out.glob("*.png"))

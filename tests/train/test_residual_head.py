@@ -74,8 +74,19 @@ def test_the_text_head_learns_and_the_checkpoint_rebuilds_the_residual_model(sim
         b = loaded.task.predict(batch["src"], batch["doa"], batch["dist"])
         # the text path now changes the output: without it the model is the tokens' path alone
         tokens_only = task.token_head(task.tokenizer(batch["src"], batch["doa"], batch["dist"]))
+        direct = task.predict_direct_path(batch["src"], batch["doa"], batch["dist"])
     assert (a - b).abs().max() < 1e-6
     assert (a - tokens_only).abs().max() > 1e-4
+    assert torch.equal(direct, tokens_only)  # what the benchmark compares with to measure the text path
+
+
+def test_direct_path_alone_needs_a_residual_model(sim, tmp_path_factory):
+    from tests.train.conftest import finetuned_checkpoint
+
+    task = load_task(finetuned_checkpoint(tmp_path_factory, "bert", "grep")).task
+    x = torch.zeros(1, 1, 64, 50)
+    with pytest.raises(ValueError, match="no direct path"):
+        task.predict_direct_path(x, x, x)
 
 
 def test_residual_with_a_least_squares_head_is_a_config_error():
