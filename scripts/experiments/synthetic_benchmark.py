@@ -223,16 +223,14 @@ def run_in_lanes(stages: list[str], lanes: int, lane_argv: list[str], out: Path)
 
 
 # ----------------------------------------------------------------------------- scoring and report
-def score_on_test(stage: str, out: Path, splits: tuple[str, ...] = ("test",)) -> list[dict[str, Any]]:
-    """Score the run's validation-selected checkpoint (loaded once) once on each ``features/<split>.h5``;
-    write its CSVs to ``predictions/<stage>`` (``test``) or ``predictions_<split>/<stage>``."""
+def score_on_test(stage: str, out: Path, model: Any, splits: tuple[str, ...] = ("test",)) -> list[dict[str, Any]]:
+    """Score the run's validation-selected checkpoint, loaded as ``model`` (``load_task``), once on each
+    ``features/<split>.h5``; write its CSVs to ``predictions/<stage>`` (``test``) or ``predictions_<split>/<stage>``."""
     import numpy as np
 
     from seld.decoding import write_prediction_csvs
-    from seld.train.stages import load_task
 
     ckpt = selected_checkpoint(out / "runs" / stage)
-    model = load_task(ckpt)
     task = model.task
     params = list(task.parameters())
     results = []
@@ -271,13 +269,10 @@ def _predict_and_score(predict: Any, streams: Any, out: Path, split: str) -> tup
     return preds, score_outputs(preds, refs, MetricConfig())
 
 
-def text_path_on_validation(stage: str, out: Path) -> dict[str, Any] | None:
-    """For a fine-tuning run with ``model.head.residual``: validation F/DOAE/RDE of its selected
-    checkpoint with and without the text encoder's path (the tokens' direct path alone), i.e. what the
-    text encoder adds; None for other runs. Validation only: the test set stays scored once."""
-    from seld.train.stages import load_task
-
-    model = load_task(selected_checkpoint(out / "runs" / stage))
+def text_path_on_validation(model: Any, out: Path) -> dict[str, Any] | None:
+    """For a fine-tuning run with ``model.head.residual`` (its selected checkpoint loaded as ``model``):
+    validation F/DOAE/RDE with and without the text encoder's path (the tokens' direct path alone),
+    i.e. what the text encoder adds; None for other runs. Validation only: the test set stays scored once."""
     task = model.task
     if getattr(task, "token_head", None) is None:
         return None
@@ -427,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     if "report" in stages:
         import platform
 
+        from seld.train.stages import load_task
+
         results = {}
         extra_seed = args.seed + EXTRA_TEST_SEED_OFFSET
         if args.extra_test_clips:
@@ -441,10 +438,11 @@ def main(argv: list[str] | None = None) -> int:
             done = out / "runs" / stage / "benchmark_done.json"
             if done.is_file():
                 info = json.loads(done.read_text())
-                scores = score_on_test(stage, out, ("test", "test2") if args.extra_test_clips else ("test",))
+                model = load_task(selected_checkpoint(out / "runs" / stage))  # once for every score below
+                scores = score_on_test(stage, out, model, ("test", "test2") if args.extra_test_clips else ("test",))
                 results[stage] = {**info, **scores[0], **({"test2": scores[1]} if args.extra_test_clips else {})}
                 if stage in ("grep", "trep"):
-                    text_path = text_path_on_validation(stage, out)
+                    text_path = text_path_on_validation(model, out)
                     if text_path is not None:
                         results[stage]["text_path_val"] = text_path
         meta = {

@@ -6,7 +6,7 @@
 * ``TrepHead`` (TREP): the text encoder's last hidden states at the three token positions,
   concatenated ``3 * embed_dim`` -> Linear -> 117; ``init_from`` starts it from the pre-training head.
 
-GREP and TREP heads also give their raw (pre-activation) output, ``raw``, and name their last
+Every head also gives its raw (pre-activation) output, ``raw``; GREP and TREP name their last
 layer, ``output_layer``: with ``HeadConfig.residual`` the fine-tuning model adds the raw output to
 the pre-training head's raw output of the tokens before the activation (``seld.train.stages``).
 """
@@ -40,10 +40,14 @@ class PretrainHead(nn.Module):
         self.embed_dim = embed_dim
         self.linear = nn.Linear(3 * embed_dim, OUTPUT_DIM)
 
+    def raw(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` before the output activation."""
+        _check_tokens(tokens, self.embed_dim, "pre-training head")
+        return self.linear(tokens.flatten(-2))
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` activated."""
-        _check_tokens(tokens, self.embed_dim, "pre-training head")
-        return activate_output(self.linear(tokens.flatten(-2)))
+        return activate_output(self.raw(tokens))
 
 
 class TrepHead(nn.Module):

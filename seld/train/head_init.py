@@ -72,7 +72,7 @@ def collect_fit_data(
             tokens = task.tokenizer(src, doa, dist)  # (B, T, 3, E)
             picks = torch.randint(len(pool), (src.shape[0],), generator=draw).tolist()
             x = task.head_input(tokens, [TEMPLATES[pool[i]] for i in picks])[0]  # (B, T, out_dim) or (B, T, 3, E)
-            raw = pretrain_head.linear(tokens.flatten(-2))  # (B, T, 117)
+            raw = pretrain_head.raw(tokens)  # (B, T, 117)
             a_rows.append(x.reshape(raw.shape[0] * raw.shape[1], -1).float().cpu())
             y_rows.append(raw.reshape(-1, raw.shape[-1]).float().cpu())
     finally:

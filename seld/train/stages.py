@@ -346,7 +346,7 @@ class FinetuneTask(SeldTask):
         x, pooled = self.head_input(tokens, templates)
         if self.token_head is None:
             return self.head(x), pooled
-        return activate_output(self.head.raw(x) + self.token_head.linear(tokens.flatten(-2))), pooled
+        return activate_output(self.head.raw(x) + self.token_head.raw(tokens)), pooled
 
     def head_input(self, tokens: torch.Tensor, templates: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``(B, T, 3, E)`` through the templates and the frozen text encoder -> (the head's
