@@ -82,7 +82,11 @@ if [[ "$NPROC" -le 1 && "$NNODES" -le 1 ]]; then
   exec "$PY" "${CMD[@]}"   # signals reach the trainer directly; its exit status is ours
 fi
 if [[ "$NODE_TASK" == 1 ]]; then
-  MASTER="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+  # Not `| head -n 1`: under pipefail, scontrol still writing after head has closed the pipe dies of
+  # SIGPIPE and the node's launcher exits 141 while the other waits for it at the rendezvous.
+  HOSTS="$(scontrol show hostnames "$SLURM_JOB_NODELIST")"
+  MASTER="${HOSTS%%$'\n'*}"
+  [[ -n "$MASTER" ]] || { echo "launch_stage.sh: scontrol gave no host for SLURM_JOB_NODELIST=$SLURM_JOB_NODELIST" >&2; exit 2; }
   PORT="${MASTER_PORT:-$(( 29500 + SLURM_JOB_ID % 10000 ))}"
   RDZV=(--nnodes="$NNODES" --rdzv_backend=c10d --rdzv_endpoint="$MASTER:$PORT" --rdzv_id="$SLURM_JOB_ID")
 else

@@ -77,8 +77,11 @@ def test_launch_stage_node_tasks_of_a_two_node_job_meet_at_the_first_host(tmp_pa
     """What srun starts on each node of a 2-node job: the script's torchrun command must rendezvous."""
     shim = tmp_path / "bin"
     shim.mkdir()
-    scontrol = shim / "scontrol"  # `scontrol show hostnames` without a controller: first host = this machine
-    scontrol.write_text("#!/bin/sh\necho 127.0.0.1\necho 127.0.0.2\n")
+    # `scontrol show hostnames` without a controller: first host = this machine. It pauses before the
+    # second host, as a long node list would: a launcher that reads only the first line must not die of
+    # SIGPIPE (it did with `| head -n 1` under pipefail: rc 141, and the other node waited forever).
+    scontrol = shim / "scontrol"
+    scontrol.write_text("#!/bin/sh\necho 127.0.0.1\nsleep 0.3\necho 127.0.0.2\n")
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     env = dict(ENV, PATH=f"{shim}:{ENV['PATH']}", PYTHON=sys.executable, SLURM_JOB_ID="4242", SLURM_NNODES="2",
                SLURM_JOB_NODELIST="node[1-2]", SLURM_SUBMIT_DIR=str(ROOT), SLURM_STEP_ID="0",
