@@ -32,6 +32,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -156,6 +157,14 @@ def compute_batch_features(
     # 2 cores: 5 ms/clip one at a time, 10 ms in fours, 13 ms in eights). A GPU takes it whole.
     step = CPU_CLIPS_PER_PASS if x.device.type == "cpu" else x.shape[0]
     channels = list(channels)
+    if needs_wpe(channels) and frames < cfg.wpe.taps + cfg.wpe.delay:
+        warnings.warn(
+            f"WPE on clips of {x.shape[-1]} samples ({frames} frames of {cfg.stft.hop_length}): fewer frames "
+            f"than wpe.taps + wpe.delay = {cfg.wpe.taps + cfg.wpe.delay}, so the prediction filter is "
+            "under-determined (solved by least squares, as nara_wpe does) and the direct/reverberant "
+            "channels say little; use longer clips or fewer wpe.taps",
+            stacklevel=2,
+        )
     contexts = [FeatureContext(x[i : i + step], frames, cfg.stft, cfg.mel, cfg.wpe, sr) for i in range(0, x.shape[0], step)]
     if len(contexts) > 1 and torch.get_num_threads() > 1 and needs_wpe(channels):
         # WPE of the whole batch in one call: on a CPU with several threads it spreads the clips

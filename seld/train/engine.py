@@ -344,6 +344,7 @@ class Trainer:
             if not 0.0 < cfg.ema_decay < 1.0:
                 raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {cfg.ema_decay}")
             self.ema = {k: v.detach().clone() for k, v in self.task.state_dict().items()}
+        self._ema_pairs = self._ema_moving_pairs() if self.ema is not None else None
         resumed = self._maybe_resume()  # before anything is written: a refused resume leaves the run as it was
         self.resumed = resumed
         """Whether this run continued from a checkpoint (its weights came from there)."""
@@ -658,11 +659,30 @@ class Trainer:
             return
         n = self.global_step
         decay = min(self.cfg.ema_decay, (1 + n) / (10 + n))
-        for k, v in self.task.state_dict().items():
-            if v.is_floating_point():
-                self.ema[k].lerp_(v, 1.0 - decay)
-            else:  # counters (BatchNorm's num_batches_tracked) follow the weights
-                self.ema[k].copy_(v)
+        averaged, live, counters = self._ema_pairs
+        if averaged:
+            torch._foreach_lerp_(averaged, live, 1.0 - decay)
+        for e, v in counters:  # BatchNorm's num_batches_tracked follows the weights
+            e.copy_(v)
+
+    def _ema_moving_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """The (average, live) tensors one EMA step touches, found once: every floating buffer and
+        every parameter the optimiser holds. A parameter outside the optimiser (a frozen text
+        encoder: 22.7 M of MiniLM's weights, 96 % of a fine-tuning task) never moves, and its
+        average, a copy of it, would stay bit-for-bit the same under ``lerp``; skipping it saves
+        reading and writing those weights twice every step. The live tensors are the state_dict's,
+        which share storage with the modules' own (loading a checkpoint copies into them)."""
+        optimised = {id(p) for g in self.optimizer.param_groups for p in g["params"]}
+        params = {name: p for name, p in self.task.named_parameters(remove_duplicate=False)}
+        averaged, live, counters = [], [], []
+        for k, v in self.task.state_dict(keep_vars=True).items():
+            v = v.detach()
+            if not v.is_floating_point():
+                counters.append((self.ema[k], v))
+            elif k not in params or id(params[k]) in optimised:
+                averaged.append(self.ema[k])
+                live.append(v)
+        return averaged, live, counters
 
     @contextlib.contextmanager
     def averaged_weights(self):

@@ -63,7 +63,8 @@ def test_silent_clip_gives_finite_floor_values() -> None:
     names = list(CHANNELS)
     cfg = FeatureConfig()
     cfg.wpe.iterations = 1
-    f = compute_clip_features(np.zeros((2, 12000), np.float32), names, cfg)
+    with pytest.warns(UserWarning, match="under-determined"):  # 25 frames: see the test below
+        f = compute_clip_features(np.zeros((2, 12000), np.float32), names, cfg)
     for name in names:
         assert np.all(np.isfinite(f[name])), name
     for name in ("logmel_l", "logmel_mid", "direct_logmel", "reverb_logmel"):
@@ -87,3 +88,16 @@ def test_channel_names_resolve_groups_and_reject_unknown() -> None:
     with pytest.raises(ConfigError, match=r"unknown feature channel 'ilds'.*logmel_mid.*ipd"):
         resolve_channels(["ilds"])
     assert FeatureConfig(channels=["ipd"]).channels == ["ipd_cos", "ipd_sin"]
+
+
+def test_wpe_on_clips_shorter_than_its_filter_is_warned_and_on_longer_ones_not(recwarn) -> None:
+    # taps 60 + delay 5 = 65 frames of 20 ms: 1.3 s. Below, R = sum_t lam ytil ytil^H has rank < K.
+    cfg = FeatureConfig()
+    cfg.wpe.iterations = 1
+    rng = np.random.default_rng(0)
+    compute_clip_features(rng.standard_normal((2, 31200)).astype(np.float32), ["direct_logmel"], cfg)  # 1.3 s: 65
+    compute_clip_features(rng.standard_normal((2, 24000)).astype(np.float32), ["ild", "ivy"], cfg)  # no WPE
+    assert not [w for w in recwarn if "wpe" in str(w.message).lower()]
+    with pytest.warns(UserWarning, match=r"28800 samples \(60 frames of 480\).*taps \+ wpe.delay = 65"):
+        f = compute_clip_features(rng.standard_normal((2, 28800)).astype(np.float32), ["direct_logmel"], cfg)
+    assert np.all(np.isfinite(f["direct_logmel"]))

@@ -81,3 +81,48 @@ def test_off_by_default_and_bad_decay_named(tmp_path):
     assert "ema" not in load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     with pytest.raises(ConfigError, match="train.ema_decay must be in"):
         _trainer(tmp_path / "bad", ema_decay=1.0)
+
+
+
+class _TaskWithFrozenPart(ToyTask):
+    """A toy task with a frozen block outside the optimiser (as a fine-tuning task's text encoder)
+    and a BatchNorm (float buffers that move without the optimiser, and an integer counter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.frozen = torch.nn.Linear(64, 64)
+        self.frozen.requires_grad_(False)
+        self.norm = torch.nn.BatchNorm1d(64)
+
+    def step(self, batch):
+        self.norm(batch["src"][:, 0].reshape(-1, 64))  # running statistics move
+        return super().step(batch)
+
+
+def test_average_skips_only_what_cannot_move_and_matches_lerp_on_every_tensor_bitwise(tmp_path):
+    torch.manual_seed(123)
+    tr = Trainer(_TaskWithFrozenPart(), ToyDataset(), TrainConfig(
+        out_dir=str(tmp_path), epochs=1, batch_size=4, lr=1e-2, num_workers=0, device="cpu", progress=False,
+        tensorboard=False, seed=7, ema_decay=0.9), val_set=ToyDataset(8, seed=1))
+    averaged, _, counters = tr._ema_pairs
+    ids = {id(t) for t in averaged}
+    assert id(tr.ema["frozen.weight"]) not in ids and id(tr.ema["frozen.bias"]) not in ids
+    assert {id(tr.ema[k]) for k in ("net.0.weight", "norm.weight", "norm.running_mean", "norm.running_var")} <= ids
+    assert [id(e) for e, _ in counters] == [id(tr.ema["norm.num_batches_tracked"])]
+    # beside the engine: the old rule, lerp_ on every floating tensor one by one
+    expected = {k: v.clone() for k, v in tr.task.state_dict().items()}
+    engine_update = tr._update_ema
+
+    def update_and_track():
+        engine_update()
+        d = min(0.9, (1 + tr.global_step) / (10 + tr.global_step))
+        for key, v in tr.task.state_dict().items():
+            expected[key].lerp_(v, 1.0 - d) if v.is_floating_point() else expected[key].copy_(v)
+
+    tr._update_ema = update_and_track
+    tr.fit()
+    assert tr.global_step == 4
+    for key, v in expected.items():
+        assert torch.equal(tr.ema[key], v), key
+    assert not torch.equal(tr.ema["norm.running_mean"], torch.zeros(64))  # the buffers did move
+    assert int(tr.ema["norm.num_batches_tracked"]) == 4
