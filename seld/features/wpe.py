@@ -31,7 +31,10 @@ speed; the rest is memory traffic (the lag products are ``513 * 251 * 65`` compl
 Where the time goes on one AMD EPYC core (2 groups, 0.55 s per clip): products 0.29 s (7.5 GFLOP
 at 26 GFLOP/s), LU solves 0.11 s, the gather of ``R`` 0.06 s, the rest (lag products, Hankel
 weights, FFT prediction, powers) 0.09 s. With several torch threads on a CPU, clips go to threads
-(one core each, :func:`_wpe_cpu_threads`).
+(one core each, :func:`_wpe_cpu_threads`). On 2 cores of an Intel Xeon (AVX-512, 2026-11-26,
+``bench_wpe.py --clips 4 --threads 2``): nara_wpe 0.85 s per clip, ours 0.31 s with numpy's
+OpenBLAS products and 0.26 s with torch's MKL (now the choice on Intel, :func:`_cpu_products`;
+0.25 s with 1 row group, 0.30 s with 4).
 
 ``nara_wpe`` stays the reference (:func:`wpe_reference`), used by the tests and
 ``scripts/bench/bench_wpe.py``.
@@ -305,13 +308,30 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _cpu_vendor() -> str:
+    """The CPU's ``vendor_id`` from /proc/cpuinfo (``GenuineIntel``, ``AuthenticAMD``; "" elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 @contextlib.contextmanager
 def _cpu_products(device: torch.device) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
     """The batched matrix product WPE uses: torch's, except when torch runs on ONE CPU thread
-    (extraction workers): then numpy's, with numpy's BLAS held to one thread too. numpy's
-    OpenBLAS (AVX-512 kernels) did these products 25 % faster than torch's MKL on the AMD EPYC
-    CPUs this was measured on; with more threads torch's own pool is the safer parallelism."""
-    if device.type != "cpu" or torch.get_num_threads() != 1:
+    (extraction workers) of a CPU that is not Intel's: then numpy's, with numpy's BLAS held to one
+    thread too. Which library is faster for these products depends on the CPU (one thread, the
+    (256, 61, 251) x (256, 251, 130) float64 product): on the AMD EPYC CPUs of the first
+    measurements numpy's OpenBLAS was 25 % faster than torch's MKL; on an Intel Xeon (AVX-512,
+    2026-11-26) MKL did 41-57 GFLOP/s against OpenBLAS's 35, and the whole WPE took 0.26 instead
+    of 0.31 s per clip on 2 cores (the two differ by 8e-8 of the largest value, summation order).
+    With more threads torch's own pool is the safer parallelism."""
+    if device.type != "cpu" or torch.get_num_threads() != 1 or _cpu_vendor() == "GenuineIntel":
         yield torch.matmul
         return
     try:

@@ -246,3 +246,32 @@ def test_threaded_cpu_wpe_equals_one_thread(rooms: torch.Tensor) -> None:
     finally:
         torch.set_num_threads(saved)
     assert torch.equal(one, two)
+
+
+@pytest.mark.parametrize(("vendor", "threads", "numpy_products"), [
+    ("AuthenticAMD", 1, True), ("", 1, True), ("GenuineIntel", 1, False), ("AuthenticAMD", 2, False)])
+def test_single_threaded_products_use_numpy_except_on_intel(monkeypatch, vendor, threads, numpy_products) -> None:
+    # numpy's OpenBLAS was the faster one-thread product on AMD EPYC, torch's MKL on an Intel Xeon
+    from seld.features import wpe as wpe_module
+
+    monkeypatch.setattr(wpe_module, "_cpu_vendor", lambda: vendor)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        with wpe_module._cpu_products(torch.device("cpu")) as matmul:
+            assert (matmul is wpe_module._numpy_matmul) == numpy_products
+            assert (matmul is torch.matmul) == (not numpy_products)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_cpu_vendor_is_read_from_proc_cpuinfo() -> None:
+    from seld.features import wpe as wpe_module
+
+    try:
+        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    lines = [ln for ln in text.splitlines() if ln.startswith("vendor_id")]
+    expected = lines[0].split(":", 1)[1].strip() if lines else ""
+    assert wpe_module._cpu_vendor() == expected
