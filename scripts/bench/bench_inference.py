@@ -3,6 +3,7 @@
 Usage: python scripts/bench/bench_inference.py [--clips 8] [--seconds 5] [--model quickstart|tiny]
                                                [--batch-size 16] [--threads 1] [--old-threads N]
                                                [--wpe-taps 60] [--wpe-iterations 5] [--repeats 1]
+                                               [--device cpu|cuda] [--tokenizer DIR]
 
 A fine-tuning checkpoint is built with random weights (no download): ``quickstart`` = the RCC
 tokenizer of ``configs/quickstart/pretrain.yml`` (d_model 64, tokens 384) with a MiniLM-sized BERT
@@ -16,7 +17,8 @@ temporary folder; both paths read them from disk and return the (frames, 117) ou
 * new: :func:`seld.inference.predict_recordings`: windows of consecutive files share batches of
   ``--batch-size`` (features and forward pass), ``inference_mode``, ``--threads`` torch threads,
   the next batch's features computed in a background thread while the model runs (and once
-  without that prefetch).
+  without that prefetch). With ``--device cuda`` the new path runs features and model on the GPU
+  (``seld infer --device cuda``); the old path stays on the CPU, as it was.
 
 Printed: wall and CPU seconds per file and files/s of each path (median of ``--repeats``), the
 speed-up, the largest output difference, and the new path's split (CPU seconds) between features
@@ -42,7 +44,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def build_checkpoint(path: Path, model: str, wpe_taps: int, wpe_iterations: int) -> Path:
+def build_checkpoint(path: Path, model: str, wpe_taps: int, wpe_iterations: int,
+                     vocab: Optional[str] = None) -> Path:
     """A fine-tuning checkpoint with random weights; see the module docstring for the sizes."""
     from seld.config import load_config, to_dict
     from seld.features.config import FeatureConfig, WpeConfig
@@ -53,7 +56,7 @@ def build_checkpoint(path: Path, model: str, wpe_taps: int, wpe_iterations: int)
 
     if model == "quickstart":
         tokenizer = load_config(ROOT / "configs/quickstart/pretrain.yml", PretrainConfig, []).model.tokenizer
-        text = TextEncoderConfig(kind="bert", tokenizer=str(minilm_path()), model_config=dict(
+        text = TextEncoderConfig(kind="bert", tokenizer=vocab or str(minilm_path()), model_config=dict(
             vocab_size=30522, hidden_size=384, intermediate_size=1536, num_hidden_layers=6,
             num_attention_heads=12, max_position_embeddings=512))
     elif model == "tiny":
@@ -125,7 +128,8 @@ def old_path(model: Any, files: list[Path]) -> list[np.ndarray]:
     return outs
 
 
-def new_path(model: Any, files: list[Path], batch_size: int, prefetch: bool = True) -> list[np.ndarray]:
+def new_path(model: Any, files: list[Path], batch_size: int, prefetch: bool = True,
+             device: str = "cpu") -> list[np.ndarray]:
     """The batched path of ``seld infer`` (files read from disk, windows shared across files)."""
     from seld.data.audio import load_stereo
     from seld.inference import InferenceOptions, audio_config, predict_recordings
@@ -133,7 +137,7 @@ def new_path(model: Any, files: list[Path], batch_size: int, prefetch: bool = Tr
     opts = InferenceOptions(batch_size=batch_size, prefetch=prefetch)
     acfg = audio_config(model, opts)
     recs = ((wav, load_stereo(wav, acfg)) for wav in files)
-    return [out for _, out in predict_recordings(model, recs, opts)]
+    return [out for _, out in predict_recordings(model, recs, opts, device)]
 
 
 def split_new(model: Any, files: list[Path], batch_size: int) -> tuple[float, float]:
@@ -193,7 +197,12 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     parser.add_argument("--wpe-taps", type=int, default=60)
     parser.add_argument("--wpe-iterations", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device of the new path")
+    parser.add_argument("--tokenizer", default=None,
+                        help="folder with the BERT vocabulary of the quickstart model (default: the MiniLM package's)")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_inference.py: --device cuda asked for, but torch sees no CUDA device")
 
     from seld.train.stages import load_task
 
@@ -201,37 +210,43 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     old_threads = args.old_threads or default_threads
     with tempfile.TemporaryDirectory(prefix="bench_infer_") as tmp:
         tmp_path = Path(tmp)
-        ckpt = build_checkpoint(tmp_path / "ft.pt", args.model, args.wpe_taps, args.wpe_iterations)
+        ckpt = build_checkpoint(tmp_path / "ft.pt", args.model, args.wpe_taps, args.wpe_iterations, args.tokenizer)
         model = load_task(ckpt)
+        dev = args.device
+        model_new = load_task(ckpt, dev) if dev != "cpu" else model
         files = write_clips(tmp_path / "wav", args.clips, args.seconds)
-        new_path(model, files[:1], args.batch_size)  # warm-up: imports, mel basis, tokenizer cache
+        new_path(model_new, files[:1], args.batch_size, device=dev)  # warm-up: imports, mel basis, tokenizer cache
         t_old, c_old, out_old = _timed(lambda: old_path(model, files), old_threads, args.repeats)
-        t_new, c_new, out_new = _timed(lambda: new_path(model, files, args.batch_size), args.threads, args.repeats)
-        t_seq, c_seq, out_seq = _timed(lambda: new_path(model, files, args.batch_size, prefetch=False),
+        t_new, c_new, out_new = _timed(lambda: new_path(model_new, files, args.batch_size, device=dev),
+                                       args.threads, args.repeats)
+        t_seq, c_seq, out_seq = _timed(lambda: new_path(model_new, files, args.batch_size, prefetch=False, device=dev),
                                        args.threads, args.repeats)
         torch.set_num_threads(args.threads)
-        t_feat, t_model = split_new(model, files, args.batch_size)
-        flops = model_flops(model, 1)
+        if dev == "cpu":  # CPU seconds say nothing of GPU work
+            t_feat, t_model = split_new(model, files, args.batch_size)
+            flops = model_flops(model, 1)
         torch.set_num_threads(default_threads)
     diff = max(float(np.abs(a - b).max()) for a, b in zip(out_old, out_new))
     diff = max([diff] + [float(np.abs(a - b).max()) for a, b in zip(out_seq, out_new)])
     n = args.clips
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {n} files of {args.seconds:g} s, "
-          f"model {args.model}, WPE taps {args.wpe_taps} x {args.wpe_iterations} iterations")
+          f"model {args.model}, WPE taps {args.wpe_taps} x {args.wpe_iterations} iterations, new path on {dev}")
     print(f"old  per file, {old_threads} thread(s): {t_old / n:.3f} s/file wall ({c_old / n:.3f} CPU s)  "
           f"{n / t_old:6.2f} files/s")
     print(f"new  batch {args.batch_size}, {args.threads} thread(s): {t_new / n:.3f} s/file wall ({c_new / n:.3f} CPU s)  "
           f"{n / t_new:6.2f} files/s  speed-up {t_old / t_new:.2f}x wall")
     print(f"new  without prefetch: {t_seq / n:.3f} s/file wall ({c_seq / n:.3f} CPU s)  {n / t_seq:6.2f} files/s")
-    windows = -(-int(args.seconds * 24000) // 120000)
-    gflop = flops * windows / 1e9
-    print(f"new  split (CPU s): features {t_feat / n:.3f} s/file, model {t_model / n:.3f} s/file "
-          f"({gflop:.1f} GFLOP/file: {gflop / max(t_model / n, 1e-9):.1f} GFLOP/s)")
+    out = {"old_s_per_file": t_old / n, "new_s_per_file": t_new / n, "speedup": t_old / t_new,
+           "old_cpu_s_per_file": c_old / n, "new_cpu_s_per_file": c_new / n, "new_no_prefetch_s_per_file": t_seq / n}
+    if dev == "cpu":
+        windows = -(-int(args.seconds * 24000) // 120000)
+        gflop = flops * windows / 1e9
+        print(f"new  split (CPU s): features {t_feat / n:.3f} s/file, model {t_model / n:.3f} s/file "
+              f"({gflop:.1f} GFLOP/file: {gflop / max(t_model / n, 1e-9):.1f} GFLOP/s)")
+        out.update(features_s_per_file=t_feat / n, model_s_per_file=t_model / n, model_gflop_per_file=gflop)
     print(f"largest |old - new| output difference: {diff:.2e}")
-    return {"old_s_per_file": t_old / n, "new_s_per_file": t_new / n, "speedup": t_old / t_new,
-            "old_cpu_s_per_file": c_old / n, "new_cpu_s_per_file": c_new / n, "new_no_prefetch_s_per_file": t_seq / n,
-            "features_s_per_file": t_feat / n, "model_s_per_file": t_model / n,
-            "model_gflop_per_file": gflop, "max_diff": diff}
+    out["max_diff"] = diff
+    return out
 
 
 if __name__ == "__main__":

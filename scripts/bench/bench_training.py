@@ -2,7 +2,7 @@
 
 Usage: python scripts/bench/bench_training.py [--stages rcc,beats,clip,bert] [--batch-size 2] [--steps 2]
                                               [--device cpu|cuda] [--amp none|bf16] [--channels-last]
-                                              [--threads N] [--size real|tiny]
+                                              [--threads N] [--size real|tiny] [--tokenizer DIR]
 
 * ``rcc`` / ``beats``: pre-training steps/s (forward, ADPIT, backward, Adam) of the tokenizers of
   ``configs/pretrain_rcc.yml`` and ``configs/pretrain_beats.yml`` (BEATs at its official size,
@@ -55,7 +55,7 @@ def _tokenizer_config(source: str, size: str, embed_dim: int):
     return apply_stream_channels(tok, cfg.data.streams)
 
 
-def _text_encoder_config(kind: str, size: str):
+def _text_encoder_config(kind: str, size: str, vocab: Optional[str] = None):
     from seld.models.text_encoders import TextEncoderConfig, minilm_path, tiny_text_encoder_config
 
     if size == "tiny":
@@ -65,7 +65,7 @@ def _text_encoder_config(kind: str, size: str):
     # google/bert_uncased_L-12_H-512_A-8 (its vocabulary is BERT-base uncased, as in the MiniLM folder)
     arch = dict(vocab_size=30522, hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
                 num_attention_heads=8, max_position_embeddings=512)
-    return TextEncoderConfig(kind="bert", tokenizer=str(minilm_path()), model_config=arch)
+    return TextEncoderConfig(kind="bert", tokenizer=vocab or str(minilm_path()), model_config=arch)
 
 
 def random_batch(batch_size: int, seed: int, device: torch.device) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def bench_finetune(kind: str, args: argparse.Namespace, device: torch.device) ->
     from seld.text.tokenization import SentenceBatch
     from seld.train.stages import FinetuneConfig, FinetuneModelConfig, build_finetune_task
 
-    te_cfg = _text_encoder_config(kind, args.size)
+    te_cfg = _text_encoder_config(kind, args.size, args.tokenizer)
     width = 12 if args.size == "tiny" else 512
     cfg = FinetuneConfig(model=FinetuneModelConfig(
         pretrained=None, tokenizer=_tokenizer_config("rcc", args.size, width), text_encoder=te_cfg,
@@ -228,6 +228,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     parser.add_argument("--channels-last", action="store_true", help="conv kernels channels-last (train.channels_last)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--size", default="real", choices=["real", "tiny"])
+    parser.add_argument("--tokenizer", default=None,
+                        help="folder with the BERT vocabulary for the bert stage (default: the MiniLM package's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

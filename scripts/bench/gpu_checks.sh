@@ -5,6 +5,7 @@
 #   2. WPE on the GPU against nara_wpe (parity and s/clip, same process);
 #   3. training throughput of every stage at real size with random weights, bf16 autocast (fp32 last);
 #   4. feature extraction with device cuda (per-clip vs batched front end, with WPE, HDF5 run);
+#   4b. seld infer's batched path on the GPU against the old per-file path (bench_inference.py);
 #   5. the user's path through `python -m seld` on a small simulated set: synth -> features (device cuda)
 #      -> pretrain (quickstart config, train.device auto, train.amp auto: bf16 on the GPU) -> infer on the
 #      GPU -> evaluate.
@@ -48,14 +49,18 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 part gpu-tests "$PY" -m pytest -q -p no:cacheprovider -m gpu -o addopts="" tests/train/test_gpu.py \
-    tests/features/test_wpe.py tests/test_inference.py
+    tests/train/test_ema.py tests/features/test_wpe.py tests/test_inference.py
 part wpe "$PY" scripts/bench/bench_wpe.py --device cuda --clips 8 --repeats 3 --threads 4
 part train-bf16 "$PY" scripts/bench/bench_training.py --device cuda --amp bf16 --stages rcc,beats,clip,bert \
-    --batch-size 32 --steps 10
+    --batch-size 32 --steps 10 ${TOKENIZER:+--tokenizer "$TOKENIZER"}
 part features "$PY" scripts/bench/bench_features.py --device cuda --clips 16 --batch-size 16 --repeats 2 \
     --workers 4 --threads 4 --merge-clips 50
 part train-fp32 "$PY" scripts/bench/bench_training.py --device cuda --amp none --stages rcc,beats,clip,bert \
-    --batch-size 32 --steps 10
+    --batch-size 32 --steps 10 ${TOKENIZER:+--tokenizer "$TOKENIZER"}
+# seld infer's batched path on the GPU against the old per-file path on the CPU (quickstart-size model, random
+# weights; TOKENIZER=DIR names a folder with the MiniLM vocabulary where the MiniLM package is not installed)
+part infer "$PY" scripts/bench/bench_inference.py --device cuda --clips 32 --batch-size 32 --threads 4 --old-threads 4 \
+    ${TOKENIZER:+--tokenizer "$TOKENIZER"}
 cli_path() {  # part 5: each stage as a user runs it, on a small simulated set
     local d
     d=$(mktemp -d)

@@ -99,10 +99,15 @@ class _TaskWithFrozenPart(ToyTask):
         return super().step(batch)
 
 
-def test_average_skips_only_what_cannot_move_and_matches_lerp_on_every_tensor_bitwise(tmp_path):
+_CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                         reason="needs a CUDA device")])
+
+
+@pytest.mark.parametrize("device", ["cpu", _CUDA])
+def test_average_skips_only_what_cannot_move_and_matches_lerp_on_every_tensor_bitwise(tmp_path, device):
     torch.manual_seed(123)
     tr = Trainer(_TaskWithFrozenPart(), ToyDataset(), TrainConfig(
-        out_dir=str(tmp_path), epochs=1, batch_size=4, lr=1e-2, num_workers=0, device="cpu", progress=False,
+        out_dir=str(tmp_path), epochs=1, batch_size=4, lr=1e-2, num_workers=0, device=device, progress=False,
         tensorboard=False, seed=7, ema_decay=0.9), val_set=ToyDataset(8, seed=1))
     averaged, _, counters = tr._ema_pairs
     ids = {id(t) for t in averaged}
@@ -124,5 +129,6 @@ def test_average_skips_only_what_cannot_move_and_matches_lerp_on_every_tensor_bi
     assert tr.global_step == 4
     for key, v in expected.items():
         assert torch.equal(tr.ema[key], v), key
-    assert not torch.equal(tr.ema["norm.running_mean"], torch.zeros(64))  # the buffers did move
+    assert tr.ema["norm.running_mean"].device.type == device
+    assert not torch.equal(tr.ema["norm.running_mean"], torch.zeros(64, device=device))  # the buffers did move
     assert int(tr.ema["norm.num_batches_tracked"]) == 4
