@@ -10,6 +10,7 @@ A checkpoint of either stage holds everything needed to rebuild its model withou
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -226,7 +227,11 @@ class FinetuneConfig:
     loss: FinetuneLossConfig = field(default_factory=FinetuneLossConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50))
     tokenizer_lr: float = 1e-6
-    """Learning rate of the pre-trained tokenizer weights."""
+    """Learning rate of the pre-trained tokenizer weights (and of the direct path's pre-training head,
+    ``model.head.residual``). 0 freezes them: they leave the optimiser, and the tokens and the frozen
+    text encoder's forward run without autograd (only the text head learns; the same weights as a
+    learning rate of 0 with gradients, at a fraction of the step's cost). BatchNorm and dropout
+    keep their training behaviour."""
     eval_template: int = 1
     """Template index used at validation and inference (training draws one per clip and step)."""
     train_templates: Optional[list[int]] = None
@@ -258,6 +263,11 @@ class FinetuneConfig:
             raise ValueError(f"head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
         if self.train_frames is not None and self.train_frames < 1:
             raise ValueError(f"train_frames must be >= 1 or null (every frame), got {self.train_frames}")
+        if self.tokenizer_lr < 0:
+            raise ValueError(f"tokenizer_lr must be >= 0 (0 freezes the pre-trained tokenizer), got {self.tokenizer_lr}")
+        if self.tokenizer_lr == 0 and self.model.pretrained and self.loss.adpit_weight == 0:
+            raise ValueError("tokenizer_lr 0 freezes the pre-trained tokenizer, so the embedding loss alone has nothing "
+                             "to train (it depends on the tokens only): set loss.adpit_weight > 0 or tokenizer_lr > 0")
 
 
 def take_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -310,6 +320,13 @@ class FinetuneTask(SeldTask):
         self.gt_cache = GroundTruthCache(text_encoder, max_entries=gt_cache_size)
         self._extras = extras
         self._template_cache: dict[str, TemplateBatch] = {}
+        self.frozen_tokenizer = pretrained_tokenizer and tokenizer_lr == 0.0
+        """``tokenizer_lr: 0`` with a pre-trained tokenizer: nothing before the text head learns, so no
+        gradient is computed there (the backward pass covers the text head alone)."""
+        if self.frozen_tokenizer:
+            tokenizer.requires_grad_(False)
+            if token_head is not None:
+                token_head.requires_grad_(False)
 
     def _templates(self, templates: list[str], frames: int, device: torch.device) -> TemplateBatch:
         key = "\x00".join(templates)
@@ -338,15 +355,20 @@ class FinetuneTask(SeldTask):
     ):
         """Return (output ``(B, T, 117)``, A ``(B, T, out_dim)``) for the given per-clip templates;
         with ``frames (B, n)`` only at those label frames (``T`` = n)."""
-        tokens = self.tokenizer(src, doa, dist)  # (B, T, 3, E)
-        if detach_tokens:  # head warm-up: no gradient reaches the tokenizer
-            tokens = tokens.detach()
-        if frames is not None:
-            tokens = take_frames(tokens, frames)
-        x, pooled = self.head_input(tokens, templates)
+        frozen = torch.no_grad if self.frozen_tokenizer else contextlib.nullcontext
+        with frozen():
+            tokens = self.tokenizer(src, doa, dist)  # (B, T, 3, E)
+            if detach_tokens:  # head warm-up: no gradient reaches the tokenizer
+                tokens = tokens.detach()
+            if frames is not None:
+                tokens = take_frames(tokens, frames)
+            x, pooled = self.head_input(tokens, templates)
         if self.token_head is None:
             return self.head(x), pooled
-        return activate_output(self.head.raw(x) + self.token_head.raw(tokens)), pooled
+        out = self.head.raw(x)
+        with frozen():
+            direct = self.token_head.raw(tokens)
+        return activate_output(out + direct), pooled
 
     def head_input(self, tokens: torch.Tensor, templates: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``(B, T, 3, E)`` through the templates and the frozen text encoder -> (the head's
@@ -399,10 +421,11 @@ class FinetuneTask(SeldTask):
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         tok_lr = self.tokenizer_lr if self.pretrained_tokenizer else lr
         pretrained = [*self.tokenizer.parameters(), *(self.token_head.parameters() if self.token_head is not None else ())]
-        return [
+        groups = [
             {"params": [p for p in pretrained if p.requires_grad], "lr": tok_lr, "name": "tokenizer"},
             {"params": [p for p in self.head.parameters() if p.requires_grad], "lr": lr, "name": "head"},
         ]
+        return [g for g in groups if g["params"]]  # a frozen tokenizer leaves the optimiser
 
     def checkpoint_extras(self) -> dict[str, Any]:
         return self._extras

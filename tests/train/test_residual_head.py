@@ -92,3 +92,60 @@ def test_direct_path_alone_needs_a_residual_model(sim, tmp_path_factory):
 def test_residual_with_a_least_squares_head_is_a_config_error():
     with pytest.raises(ConfigError, match="head.residual .* head.init must be random"):
         HeadConfig(type="grep", residual=True, init="lstsq")
+
+
+@pytest.mark.parametrize("head", ["grep", "trep"])
+def test_tokenizer_lr_zero_freezes_it_and_trains_the_head_exactly_as_gradients_at_lr_zero(
+        sim, tmp_path_factory, tmp_path, head):
+    """``tokenizer_lr: 0``: the tokenizer and the direct path leave the optimiser and no gradient is
+    computed before the text head; the run is the same, bit for bit, as one that back-propagates into
+    them and steps them at a learning rate of 0 (what the benchmark ran before), BatchNorm statistics
+    included."""
+    from seld.train.engine import Trainer, seed_everything
+    from seld.train.stages import build_finetune_task, data_record
+
+    pre = pretrained_checkpoint(tmp_path_factory)
+    states, grads = [], []
+    for frozen in (True, False):
+        cfg = _residual_config(sim, tmp_path / f"ft{frozen}", pre, head, max_steps=3)
+        cfg.tokenizer_lr = 0.0
+        seed_everything(cfg.train.seed)
+        task = build_finetune_task(cfg, data_record(cfg.data))
+        assert task.frozen_tokenizer
+        if not frozen:  # the old rule: gradients everywhere, the tokenizer's group at lr 0
+            task.frozen_tokenizer = False
+            task.tokenizer.requires_grad_(True)
+            task.token_head.requires_grad_(True)
+        trainer = Trainer(task, build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=0), cfg.train)
+        names = {g["name"] for g in trainer.optimizer.param_groups}
+        assert names == ({"head"} if frozen else {"tokenizer", "head"})
+        trainer.fit()
+        assert trainer.global_step == 3
+        grads.append([p.grad for p in [*task.tokenizer.parameters(), *task.token_head.parameters()]])
+        states.append({k: v.clone() for k, v in task.state_dict().items()})
+        trainer.close()
+    assert all(g is None for g in grads[0])  # frozen: nothing computed there
+    assert any(g is not None and g.abs().max() > 0 for g in grads[1])  # the old rule computed them
+    assert states[0].keys() == states[1].keys()
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+    _, pre_model = _pretrained_parts(str(pre))
+    assert torch.equal(states[0]["token_head.linear.weight"], pre_model.head.linear.weight)  # held
+    assert task.head.output_layer.weight.abs().max() > 0  # the text head learned
+    # BatchNorm keeps its training behaviour, as with gradients at lr 0: the running statistics moved
+    start = pre_model.tokenizer.state_dict()
+    moved = [k for k, v in task.tokenizer.state_dict().items() if k.endswith("running_mean") and not torch.equal(v, start[k])]
+    assert moved
+
+
+def test_a_frozen_tokenizer_without_the_adpit_loss_or_a_negative_rate_is_named(tmp_path):
+    from seld.config import from_dict
+    from seld.errors import ConfigError as Err
+    from seld.train.stages import FinetuneConfig
+
+    base = {"model": {"pretrained": str(tmp_path / "pre.pt")}, "tokenizer_lr": 0.0}
+    assert from_dict(FinetuneConfig, base, source="ft.yml").tokenizer_lr == 0.0
+    with pytest.raises(Err, match=r"ft.yml: .*tokenizer_lr 0 freezes the pre-trained tokenizer.*adpit_weight"):
+        from_dict(FinetuneConfig, {**base, "loss": {"adpit_weight": 0.0}}, source="ft.yml")
+    with pytest.raises(Err, match=r"ft.yml: .*tokenizer_lr must be >= 0"):
+        from_dict(FinetuneConfig, {**base, "tokenizer_lr": -1e-4}, source="ft.yml")
