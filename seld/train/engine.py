@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seld.config import save_config, to_dict
 from seld.data.dataset import source_view_batches
-from seld.errors import ConfigError
+from seld.errors import CheckpointError, ConfigError
 from seld.train.checkpoint import capture_rng_state, load_checkpoint, load_model_state, restore_rng_state, save_checkpoint
 from seld.train.checkpoint import remove_stale_temp_files
 from seld.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed
@@ -410,7 +410,17 @@ class Trainer:
             source = ckpt.get("ema") or self.task.state_dict()  # a checkpoint without one: start from its weights
             for k, v in source.items():
                 self.ema[k].copy_(v)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except ValueError as err:  # torch: different groups or group sizes
+            def shape(groups: list[dict[str, Any]]) -> str:
+                return ", ".join(f"{g.get('name', i)} ({len(g['params'])} tensors)" for i, g in enumerate(groups))
+
+            raise CheckpointError(
+                f"{path}: its optimiser state does not fit this run: checkpoint groups {shape(ckpt['optimizer']['param_groups'])}, "
+                f"this run {shape(self.optimizer.param_groups)} (what trains changed, e.g. a frozen part or "
+                f"tokenizer_lr 0, which freezes the tokenizer); resume it with the settings that made it, or "
+                f"start a new run (train.resume: never, or another out_dir)") from err
         self.scheduler.load_state_dict(ckpt["scheduler"])
         restore_rng_state(ckpt["rng"])
         prog = ckpt["progress"]

@@ -149,3 +149,26 @@ def test_a_frozen_tokenizer_without_the_adpit_loss_or_a_negative_rate_is_named(t
         from_dict(FinetuneConfig, {**base, "loss": {"adpit_weight": 0.0}}, source="ft.yml")
     with pytest.raises(Err, match=r"ft.yml: .*tokenizer_lr must be >= 0"):
         from_dict(FinetuneConfig, {**base, "tokenizer_lr": -1e-4}, source="ft.yml")
+
+
+def test_resuming_a_run_whose_optimiser_had_other_groups_names_both(sim, tmp_path_factory, tmp_path):
+    """A last.pt written while the tokenizer was in the optimiser (gradients at lr 0, as before it was
+    frozen) cannot give its optimiser state to a frozen run: a clear error, not torch's."""
+    from seld.errors import CheckpointError
+    from seld.train.engine import Trainer, seed_everything
+    from seld.train.stages import build_finetune_task, data_record
+
+    pre = pretrained_checkpoint(tmp_path_factory)
+    cfg = _residual_config(sim, tmp_path / "ft", pre, "grep", max_steps=1, resume="auto")
+    cfg.tokenizer_lr = 0.0
+    seed_everything(0)
+    task = build_finetune_task(cfg, data_record(cfg.data))
+    task.frozen_tokenizer = False
+    task.tokenizer.requires_grad_(True)
+    task.token_head.requires_grad_(True)
+    train_set = build_dataset(cfg.data, cfg.data.train_splits, train=True, seed=0)
+    Trainer(task, train_set, cfg.train).fit()
+    cfg.train.max_steps = 2
+    with pytest.raises(CheckpointError, match=r"last.pt: its optimiser state does not fit this run: checkpoint groups "
+                                              r"tokenizer \(\d+ tensors\), head \(\d+ tensors\), this run head"):
+        Trainer(build_finetune_task(cfg, data_record(cfg.data)), train_set, cfg.train)
