@@ -320,13 +320,18 @@ class FinetuneTask(SeldTask):
         self.gt_cache = GroundTruthCache(text_encoder, max_entries=gt_cache_size)
         self._extras = extras
         self._template_cache: dict[str, TemplateBatch] = {}
-        self.frozen_tokenizer = pretrained_tokenizer and tokenizer_lr == 0.0
+        self.frozen_tokenizer = False
         """``tokenizer_lr: 0`` with a pre-trained tokenizer: nothing before the text head learns, so no
         gradient is computed there (the backward pass covers the text head alone)."""
-        if self.frozen_tokenizer:
-            tokenizer.requires_grad_(False)
-            if token_head is not None:
-                token_head.requires_grad_(False)
+        if pretrained_tokenizer and tokenizer_lr == 0.0:
+            self.freeze_tokenizer()
+
+    def freeze_tokenizer(self) -> None:
+        """Hold the tokenizer and the direct path (``tokenizer_lr: 0``): no gradients, out of the optimiser."""
+        self.frozen_tokenizer = True
+        self.tokenizer.requires_grad_(False)
+        if self.token_head is not None:
+            self.token_head.requires_grad_(False)
 
     def _templates(self, templates: list[str], frames: int, device: torch.device) -> TemplateBatch:
         key = "\x00".join(templates)
@@ -699,6 +704,9 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
         )
         record = {k: extras[k] for k in ("normalization", "features") if k in extras}
         task = build_finetune_task(cfg, record, load_weights=False)
+        run = ckpt.get("config") or {}  # the run's whole config, stored with every checkpoint
+        if run.get("tokenizer_lr") == 0 and (run.get("model") or {}).get("pretrained"):
+            task.freeze_tokenizer()  # trained with tokenizer_lr 0: what trained is the text head alone
     elif stage == "baseline":
         base_cfg = from_dict(BaselineModelConfig, extras["model"], source=f"{src} (model config)")
         task = BaselineTask(SeldNet(base_cfg.seldnet), base_cfg.inputs, extras)

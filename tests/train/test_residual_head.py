@@ -132,6 +132,13 @@ def test_tokenizer_lr_zero_freezes_it_and_trains_the_head_exactly_as_gradients_a
     _, pre_model = _pretrained_parts(str(pre))
     assert torch.equal(states[0]["token_head.linear.weight"], pre_model.head.linear.weight)  # held
     assert task.head.output_layer.weight.abs().max() > 0  # the text head learned
+    # the checkpoint says so (its run's config): a loaded model counts the text head alone as trainable
+    cfg = _residual_config(sim, tmp_path / "run", pre, head, max_steps=1)
+    cfg.tokenizer_lr = 0.0
+    run_finetuning(cfg)
+    loaded = load_task(tmp_path / "run" / "checkpoints" / "last.pt").task
+    assert loaded.frozen_tokenizer
+    assert {n for n, p in loaded.named_parameters() if p.requires_grad} == {f"head.{n}" for n, _ in loaded.head.named_parameters()}
     # BatchNorm keeps its training behaviour, as with gradients at lr 0: the running statistics moved
     start = pre_model.tokenizer.state_dict()
     moved = [k for k, v in task.tokenizer.state_dict().items() if k.endswith("running_mean") and not torch.equal(v, start[k])]
