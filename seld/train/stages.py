@@ -246,6 +246,11 @@ class FinetuneConfig:
     encoder reads one sentence per label frame (50 per 5 s clip) and dominates the cost of a
     fine-tuning step on a CPU, so 10 frames buy several times more steps per minute. Validation,
     testing and inference always use every frame."""
+    frozen_tokenizer_eval: bool = False
+    """Recipe option, with ``tokenizer_lr: 0`` only (False: the held tokenizer keeps its training
+    behaviour, its BatchNorm statistics moving and its dropout on, as with gradients at lr 0): True
+    runs the frozen tokenizer and the direct path as at evaluation in training too (fixed BatchNorm
+    statistics, no dropout), so the direct path stays exactly the pre-trained model."""
     head_warmup_steps: int = 0
     """Recipe option (0 = the authors' recipe): for this many first training steps the tokens are
     detached, so no gradient reaches the pre-trained tokenizer (its BatchNorm statistics still
@@ -263,6 +268,8 @@ class FinetuneConfig:
             raise ValueError(f"head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
         if self.train_frames is not None and self.train_frames < 1:
             raise ValueError(f"train_frames must be >= 1 or null (every frame), got {self.train_frames}")
+        if self.frozen_tokenizer_eval and self.tokenizer_lr != 0:
+            raise ValueError(f"frozen_tokenizer_eval needs tokenizer_lr 0 (a frozen tokenizer), got tokenizer_lr {self.tokenizer_lr}")
         if self.tokenizer_lr < 0:
             raise ValueError(f"tokenizer_lr must be >= 0 (0 freezes the pre-trained tokenizer), got {self.tokenizer_lr}")
         if self.tokenizer_lr == 0 and self.model.pretrained and self.loss.adpit_weight == 0:
@@ -300,8 +307,10 @@ class FinetuneTask(SeldTask):
         train_templates: list[int] | None = None,
         train_frames: int | None = None,
         token_head: PretrainHead | None = None,
+        frozen_tokenizer_eval: bool = False,
     ):
         super().__init__()
+        self.frozen_tokenizer_eval = frozen_tokenizer_eval
         self.token_head = token_head
         """``model.head.residual``: the pre-training head, a direct path from the tokens to the output."""
         self.train_templates = list(train_templates) if train_templates else None
@@ -325,6 +334,14 @@ class FinetuneTask(SeldTask):
         gradient is computed there (the backward pass covers the text head alone)."""
         if pretrained_tokenizer and tokenizer_lr == 0.0:
             self.freeze_tokenizer()
+
+    def train(self, mode: bool = True) -> "FinetuneTask":
+        super().train(mode)
+        if self.frozen_tokenizer and self.frozen_tokenizer_eval:  # held as at evaluation
+            self.tokenizer.eval()
+            if self.token_head is not None:
+                self.token_head.eval()
+        return self
 
     def freeze_tokenizer(self) -> None:
         """Hold the tokenizer and the direct path (``tokenizer_lr: 0``): no gradients, out of the optimiser."""
@@ -524,7 +541,7 @@ def build_finetune_task(
         tokenizer, text_encoder, head, head_type, cfg.loss, cfg.tokenizer_lr, cfg.eval_template,
         cfg.gt_cache_size, extras, pretrained_tokenizer=m.pretrained is not None,
         head_warmup_steps=cfg.head_warmup_steps, train_templates=cfg.train_templates, train_frames=cfg.train_frames,
-        token_head=token_head,
+        token_head=token_head, frozen_tokenizer_eval=cfg.frozen_tokenizer_eval,
     )
 
 

@@ -179,3 +179,27 @@ def test_resuming_a_run_whose_optimiser_had_other_groups_names_both(sim, tmp_pat
     with pytest.raises(CheckpointError, match=r"last.pt: its optimiser state does not fit this run: checkpoint groups "
                                               r"tokenizer \(\d+ tensors\), head \(\d+ tensors\), this run head"):
         Trainer(build_finetune_task(cfg, data_record(cfg.data)), train_set, cfg.train)
+
+
+def test_frozen_tokenizer_eval_keeps_the_direct_path_exactly_the_pretrained_model(sim, tmp_path_factory, tmp_path):
+    """``frozen_tokenizer_eval``: the held tokenizer runs as at evaluation in training too, so its
+    BatchNorm statistics do not move and the direct path stays the pre-trained model bit for bit."""
+    pre = pretrained_checkpoint(tmp_path_factory)
+    cfg = _residual_config(sim, tmp_path / "ft", pre, "trep", max_steps=3)
+    cfg.tokenizer_lr, cfg.frozen_tokenizer_eval = 0.0, True
+    task = run_finetuning(cfg).task
+    task.train()
+    assert task.training and task.head.training and not task.tokenizer.training and not task.token_head.training
+    _, pre_model = _pretrained_parts(str(pre))
+    start = pre_model.tokenizer.state_dict()
+    for k, v in task.tokenizer.state_dict().items():
+        assert torch.equal(v, start[k]), k
+    task.eval()
+    pre_model.eval()
+    batch = _eval_batch(cfg)
+    with torch.no_grad():
+        assert torch.equal(task.predict_direct_path(batch["src"], batch["doa"], batch["dist"]),
+                           pre_model(batch["src"], batch["doa"], batch["dist"]))
+    cfg.tokenizer_lr = 1e-4
+    with pytest.raises(ValueError, match="frozen_tokenizer_eval needs tokenizer_lr 0"):
+        cfg.__post_init__()
