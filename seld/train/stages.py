@@ -231,7 +231,7 @@ class FinetuneConfig:
     ``model.head.residual``). 0 freezes them: they leave the optimiser, and the tokens and the frozen
     text encoder's forward run without autograd (only the text head learns; the same weights as a
     learning rate of 0 with gradients, at a fraction of the step's cost). BatchNorm and dropout
-    keep their training behaviour."""
+    keep their training behaviour unless ``frozen_tokenizer_eval``."""
     eval_template: int = 1
     """Template index used at validation and inference (training draws one per clip and step)."""
     train_templates: Optional[list[int]] = None
@@ -272,9 +272,15 @@ class FinetuneConfig:
             raise ValueError(f"frozen_tokenizer_eval needs tokenizer_lr 0 (a frozen tokenizer), got tokenizer_lr {self.tokenizer_lr}")
         if self.tokenizer_lr < 0:
             raise ValueError(f"tokenizer_lr must be >= 0 (0 freezes the pre-trained tokenizer), got {self.tokenizer_lr}")
-        if self.tokenizer_lr == 0 and self.model.pretrained and self.loss.adpit_weight == 0:
+        if freezes_tokenizer(self.tokenizer_lr, self.model.pretrained) and self.loss.adpit_weight == 0:
             raise ValueError("tokenizer_lr 0 freezes the pre-trained tokenizer, so the embedding loss alone has nothing "
                              "to train (it depends on the tokens only): set loss.adpit_weight > 0 or tokenizer_lr > 0")
+
+
+def freezes_tokenizer(tokenizer_lr: float, pretrained: Any) -> bool:
+    """The one rule for a held tokenizer: ``tokenizer_lr`` 0 with a pre-trained one (``pretrained``:
+    its checkpoint, or a truth value); a tokenizer trained from scratch learns at ``train.lr``."""
+    return tokenizer_lr == 0 and bool(pretrained)
 
 
 def take_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -332,7 +338,7 @@ class FinetuneTask(SeldTask):
         self.frozen_tokenizer = False
         """``tokenizer_lr: 0`` with a pre-trained tokenizer: nothing before the text head learns, so no
         gradient is computed there (the backward pass covers the text head alone)."""
-        if pretrained_tokenizer and tokenizer_lr == 0.0:
+        if freezes_tokenizer(tokenizer_lr, pretrained_tokenizer):
             self.freeze_tokenizer()
 
     def train(self, mode: bool = True) -> "FinetuneTask":
@@ -722,7 +728,7 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
         record = {k: extras[k] for k in ("normalization", "features") if k in extras}
         task = build_finetune_task(cfg, record, load_weights=False)
         run = ckpt.get("config") or {}  # the run's whole config, stored with every checkpoint
-        if run.get("tokenizer_lr") == 0 and (run.get("model") or {}).get("pretrained"):
+        if freezes_tokenizer(run.get("tokenizer_lr"), (run.get("model") or {}).get("pretrained")):
             task.freeze_tokenizer()  # trained with tokenizer_lr 0: what trained is the text head alone
     elif stage == "baseline":
         base_cfg = from_dict(BaselineModelConfig, extras["model"], source=f"{src} (model config)")
