@@ -1,20 +1,21 @@
 """Benchmark of WPE: nara_wpe (the reference, per clip) against the batched torch WPE, same process.
 
 Usage: python scripts/bench/bench_wpe.py [--clips 4] [--repeats 3] [--threads 2] [--taps 60]
-                                         [--delay 5] [--iterations 5] [--row-groups 1,4]
-                                         [--profile] [--device cpu]
+                                         [--delay 5] [--iterations 5] [--profile] [--device cpu]
 
 On ``--clips`` simulated 5 s clips (one source, RT60 spread over 0.2-0.9 s) it prints, per clip
 and as medians over ``--repeats`` runs in this one process:
 
 * nara_wpe complex128 and complex64 (its BLAS held to 1 thread, as the old extraction did);
 * ours, complex128, all clips as one batch with ``--threads`` torch threads (on a CPU with 2 or
-  more: one clip per thread, each on one core), for each ``--row-groups`` (how many separate
-  products form the upper triangle of the normal equations; 1 = the full product), and its
-  float throughput against the FLOP count of the formulation (see :mod:`seld.features.wpe`);
+  more: one clip per thread, each on one core), and the FLOP of its products: as computed and
+  as needed (the triangle; see :mod:`seld.features.wpe`);
 * accuracy: max |ours - nara_wpe| / max |nara_wpe| per clip in complex128, and of complex64
   (ours and nara_wpe's) against the complex128 reference (the spec's "complex64 is unstable");
-* with ``--profile``, where our time goes (torch.profiler, top operators).
+* with ``--profile``, where our time goes: the phases of :mod:`seld.features.wpe` (lag products,
+  weights, products, solve, prediction, the rest), timed around its ``record_function`` labels in
+  one more run, as core-seconds per clip (with several threads the phases of different clips
+  overlap in time; their sum is the cores' busy time).
 
 Timings on a shared machine are noisy: compare the columns of one run, not runs of different days.
 """
@@ -39,7 +40,6 @@ import torch  # noqa: E402
 
 from seld.features.params import WpeConfig  # noqa: E402
 from seld.features.stft import stft  # noqa: E402
-from seld.features import wpe as wpe_module  # noqa: E402
 from seld.features.wpe import wpe, wpe_reference  # noqa: E402
 
 
@@ -57,15 +57,52 @@ def simulated_mid_spectra(clips: int, seconds: float = 5.0) -> torch.Tensor:
     return torch.stack(specs)
 
 
-def flops(spec_shape: tuple[int, ...], cfg: WpeConfig, row_groups: int) -> tuple[float, float]:
-    """(FLOP of our matmuls as computed with ``row_groups``, FLOP of the needed triangle) for the whole batch."""
+def flops(spec_shape: tuple[int, ...], cfg: WpeConfig) -> tuple[float, float]:
+    """(FLOP of our products as computed, FLOP of the needed part: ``R``'s triangle and ``P``) for the batch."""
     b, f, t = spec_shape
-    k, lags = cfg.taps, cfg.taps + cfg.delay
-    blocks = wpe_module._triangle_layout(k, cfg.delay, row_groups, "cpu", torch.float64)[0]
-    entries = sum((r1 - r0) * (lags - j0) for r0, r1, j0 in blocks)  # complex results per (clip, bin)
-    done = cfg.iterations * b * f * entries * t * 2 * 2
+    k = cfg.taps
+    done = cfg.iterations * b * f * (k + 1) * k * t * 2 * 2  # real (K+1, T) @ (T, 2K)
     needed = cfg.iterations * b * f * (k * (k + 1) / 2 + k) * t * 2 * 2
     return float(done), float(needed)
+
+
+class PhaseTimer:
+    """Stands in for ``torch.profiler.record_function`` while installed: adds each labelled
+    block's wall time to ``self.seconds[label]``, per thread, summed over threads."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seconds: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, label: str):
+        timer = self
+
+        class Block:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                with timer.lock:
+                    timer.seconds[label] = timer.seconds.get(label, 0.0) + time.perf_counter() - self.t0
+                return False
+
+        return Block()
+
+
+def phase_times(run, clips: int) -> tuple[dict[str, float], float]:
+    """Core-seconds per clip of each phase of one ``run()``, and its wall seconds per clip."""
+    timer = PhaseTimer()
+    saved = torch.profiler.record_function
+    torch.profiler.record_function = timer
+    try:
+        t0 = time.perf_counter()
+        run()
+        wall = time.perf_counter() - t0
+    finally:
+        torch.profiler.record_function = saved
+    return {k: v / clips for k, v in timer.seconds.items()}, wall / clips
 
 
 def median_time(fn, repeats: int) -> float:
@@ -91,10 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--device", default="cpu", help="device for ours (cpu | cuda)")
-    parser.add_argument("--row-groups", default=f"1,{wpe_module.ROW_GROUPS}",
-                        help="comma list of ROW_GROUPS values to time (default: %(default)s; the library's is "
-                        f"{wpe_module.ROW_GROUPS})")
-    parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where our time goes: core-seconds per clip of each WPE phase")
     args = parser.parse_args(argv)
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -110,17 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.synchronize()
         return out.cpu()
 
-    groups = [int(g) for g in args.row_groups.split(",")]
-    default_groups = wpe_module.ROW_GROUPS
     ref = [wpe_reference(spec_np[i], cfg) for i in range(args.clips)]
-    t_groups: dict[int, float] = {}
-    for g in groups:
-        wpe_module.ROW_GROUPS = g
-        run_ours()  # warm-up
-        t_groups[g] = median_time(run_ours, args.repeats) / args.clips
-    wpe_module.ROW_GROUPS = default_groups
-    ours = run_ours()  # the library's setting: the result checked below
-    t_ours = t_groups.get(default_groups, min(t_groups.values()))
+    run_ours()  # warm-up
+    t_ours = median_time(run_ours, args.repeats) / args.clips
+    ours = run_ours()
     t_ref = median_time(lambda: [wpe_reference(spec_np[i], cfg) for i in range(args.clips)], args.repeats) / args.clips
 
     def nara32() -> list[np.ndarray]:
@@ -134,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     t_ref32 = median_time(nara32, args.repeats) / args.clips
     ref32 = nara32()
     ours32 = run_ours(torch.complex64)
-    done, needed = flops(tuple(spec.shape), cfg, default_groups)
+    done, needed = flops(tuple(spec.shape), cfg)
 
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
@@ -143,14 +171,11 @@ def main(argv: list[str] | None = None) -> int:
           f"of {spec.shape[-1]} frames x {spec.shape[1]} bins; medians of {args.repeats} runs, seconds per clip")
     print(f"  nara_wpe complex128, per clip, BLAS 1 thread : {t_ref:8.3f} s/clip")
     print(f"  nara_wpe complex64,  per clip, BLAS 1 thread : {t_ref32:8.3f} s/clip")
-    for g, t_g in t_groups.items():
-        g_done = flops(tuple(spec.shape), cfg, g)[0] / args.clips / 1e9
-        print(f"  ours     complex128, one batch, row groups {g:2d}: {t_g:8.3f} s/clip   "
-              f"({t_ref / t_g:.1f}x nara complex128, {t_ref32 / t_g:.1f}x nara complex64; "
-              f"matmul {g_done:.2f} GFLOP/clip){'  <- library default' if g == default_groups else ''}")
-    print(f"  ours: matmul {done / args.clips / 1e9:.2f} GFLOP/clip as computed with {default_groups} row groups "
-          f"({needed / args.clips / 1e9:.2f} needed); whole WPE at {done / args.clips / t_ours / 1e9:.1f} GFLOP/s "
-          f"of matmul work")
+    print(f"  ours     complex128, one batch              : {t_ours:8.3f} s/clip   "
+          f"({t_ref / t_ours:.1f}x nara complex128, {t_ref32 / t_ours:.1f}x nara complex64)")
+    print(f"  ours: products {done / args.clips / 1e9:.2f} GFLOP/clip as computed "
+          f"({needed / args.clips / 1e9:.2f} needed: the triangle of R and P); whole WPE at "
+          f"{done / args.clips / t_ours / 1e9:.1f} GFLOP/s of product work")
     errs = [rel_err(ours[i].numpy(), ref[i]) for i in range(args.clips)]
     print(f"  accuracy, max|ours - nara| / max|nara| (complex128), per clip: "
           + ", ".join(f"{e:.1e}" for e in errs))
@@ -159,13 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     print("  complex64 vs complex128 reference, per clip: ours " + ", ".join(f"{e:.1e}" for e in e32)
           + " | nara_wpe " + ", ".join(f"{e:.1e}" for e in n32))
     if args.profile:
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            run_ours()
+        phases, wall = phase_times(run_ours, args.clips)
+        busy = wall * (min(args.threads, args.clips) if dev.type == "cpu" else 1)
         print()
-        print("where our time goes (one run of the batch):")
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+        print(f"where our time goes (one more run: {wall:.3f} s/clip wall, core-seconds per clip by phase"
+              + ("; on a GPU these are launch times, the kernels run asynchronously" if dev.type == "cuda" else "") + "):")
+        for name, sec in sorted(phases.items(), key=lambda kv: -kv[1]):
+            extra = ""
+            if name == "wpe.products":
+                extra = f"   ({done / args.clips / sec / 1e9:.1f} GFLOP/s)"
+            print(f"  {name:18s} {sec:8.4f} s  {100 * sec / busy:5.1f} %{extra}")
+        rest = busy - sum(phases.values())
+        print(f"  {'rest':18s} {rest:8.4f} s  {100 * rest / busy:5.1f} %   (powers, P's highest lags, allocation, threads)")
     return 0
 
 

@@ -59,7 +59,8 @@ class WpeConfig:
     taps: int = 60
     """Prediction filter length (frames)."""
     delay: int = 5
-    """Prediction delay (frames): reverberation later than this is predicted and removed."""
+    """Prediction delay (frames, >= 1): reverberation later than this is predicted and removed
+    (with 0 the filter would predict each frame from itself and remove the signal too)."""
     iterations: int = 5
     """Alternations of power estimate and filter estimate."""
     psd_context: int = 0
@@ -69,10 +70,11 @@ class WpeConfig:
     with a complete history of ``taps + delay - 1`` frames (nara_wpe ``statistics_mode``)."""
 
     def __post_init__(self) -> None:
-        if self.taps < 1 or self.delay < 0 or self.iterations < 1 or self.psd_context < 0:
+        if self.taps < 1 or self.delay < 1 or self.iterations < 1 or self.psd_context < 0:
             raise ConfigError(
-                f"wpe: taps ({self.taps}) and iterations ({self.iterations}) must be >= 1, "
-                f"delay ({self.delay}) and psd_context ({self.psd_context}) >= 0"
+                f"wpe: taps ({self.taps}), delay ({self.delay}) and iterations ({self.iterations}) "
+                f"must be >= 1 and psd_context ({self.psd_context}) >= 0 (a delay of 0 predicts each "
+                "frame from itself: nara_wpe's guard interval)"
             )
         if self.statistics_mode not in ("full", "valid"):
             raise ConfigError(f"wpe.statistics_mode must be 'full' or 'valid', got {self.statistics_mode!r}")

@@ -11,30 +11,39 @@ STFT ``y[t]`` (T frames), prediction delay ``d`` and ``K`` taps, each iteration 
 3. ``G = R^-1 P`` and ``x[t] = y[t] - G^H ytil[t]``.
 
 The arithmetic that makes it fast (all bins of all clips of a chunk at once, no Python loop over
-bins or taps): ``R`` is Hermitian with ``R[k, k+m] = sum_s lam[s+d+k] z_m[s]``, where the lag
-products ``z_m[s] = y[s] conj(y[s-m])`` (m = 0 .. d+K-1) do not change between iterations and
-``lam[s+d+k]`` is a Hankel matrix of the weights. So each iteration is a real x complex batched
-matmul ``[lam; Hankel(lam)] (K+1, T) @ z (T, d+K)`` per (clip, bin) that gives the upper triangle
-of ``R`` (as lags) and ``P`` together, split into ``ROW_GROUPS`` products that skip most of the
-lags below the diagonal; a gather lays out the full Hermitian ``R`` for a batched
-solve (CPU: numpy's LU ``solve`` as nara_wpe, GPU: Cholesky; a pseudo-inverse where ``R`` is
-singular, as nara_wpe falls back to ``lstsq``); the prediction ``G^H ytil`` is an FFT convolution.
+bins or taps): ``R`` is Hermitian with ``R[k, k+m] = sum_s lam[s+d+k] y[s] conj(y[s-m])``; the lag
+products ``z_m[s] = conj(y[s]) y[s-m]`` (m = 0 .. K-1) do not change between iterations and
+``lam[s+d+k]`` is a Hankel matrix of the weights. So each iteration is ONE real x complex batched
+matmul ``[lam; Hankel rows] (K+1, T) @ z (T, K)`` per (clip, bin) that gives ``conj(R)``'s upper
+triangle (row ``k`` as its lags) and ``P``'s lags below ``K`` together (``P``'s ``d`` highest lags
+come from their own small lag products). With the lags in unfold's natural descending order and
+the Hankel rows of ``R``'s rows in descending order, the upper triangle lands where the lower
+triangle of ``conj(J R J)`` (``J`` reverses the order) is a strided VIEW of the product: a batched
+Cholesky reads it in place (no gather, no mirror), LU on the full matrix where Cholesky fails and a
+pseudo-inverse where ``R`` is singular, as nara_wpe's ``solve`` / ``lstsq``; the prediction
+``G^H ytil`` is an FFT convolution.
 
 Cost per clip (F = 513 bins, T = 251 frames, K = 60, d = 5, 5 iterations), real multiply-add =
-2 FLOP: the matmul is ``5 * 513 * 61 * 251 * 130 * 2`` = 10.2 GFLOP, of which the needed
-triangle is 46 % (4.7 GFLOP: the arithmetic floor of this formulation; the direct complex
-``ytil Lambda ytil^H`` of nara_wpe is 18.5 GFLOP, or 9.3 using its Hermitian symmetry); the
-Cholesky factorisations ``5 * 513 * 4 * 60^3 / 3`` = 0.15 GFLOP but at LAPACK's small-matrix
-speed; the rest is memory traffic (the lag products are ``513 * 251 * 65`` complex numbers,
-134 MB per clip in complex128, which bounds the clips per chunk).
+2 FLOP: the matmul is ``5 * 513 * 61 * 251 * 120 * 2`` = 9.4 GFLOP, of which the needed triangle
+and ``P`` are 52 % (4.9 GFLOP: the arithmetic floor of this formulation; nara_wpe's direct complex
+``ytil Lambda ytil^H`` is 18.5 GFLOP, or 9.3 using its Hermitian symmetry). Computing the whole
+rectangle pays on a CPU: a 61 x 120 block runs at 62-78 GFLOP/s in MKL, a 31-row one at ~40, so
+the two-group triangle of the previous version (7.5 GFLOP) took longer than this 9.4; and with
+``2K`` = 120 or 128 columns (a multiple of 8) MKL is 15-25 % faster per FLOP than with 130. The
+Cholesky factorisations are ``5 * 513 * 60^3 / 3`` complex multiply-adds = 1.5 GFLOP, at LAPACK's
+small-matrix speed (~20-30 GFLOP/s). The lag products are ``513 * 251 * 60`` complex numbers,
+124 MB per clip in complex128, which bounds the clips per chunk.
 
-Where the time goes on one AMD EPYC core (2 groups, 0.55 s per clip): products 0.29 s (7.5 GFLOP
-at 26 GFLOP/s), LU solves 0.11 s, the gather of ``R`` 0.06 s, the rest (lag products, Hankel
-weights, FFT prediction, powers) 0.09 s. With several torch threads on a CPU, clips go to threads
-(one core each, :func:`_wpe_cpu_threads`). On 2 cores of an Intel Xeon (AVX-512, 2026-11-26,
-``bench_wpe.py --clips 4 --threads 2``): nara_wpe 0.85 s per clip, ours 0.31 s with numpy's
-OpenBLAS products and 0.26 s with torch's MKL (now the choice on Intel, :func:`_cpu_products`;
-0.25 s with 1 row group, 0.30 s with 4).
+Where the time goes on one core of an Intel Xeon (AVX-512, 2026-11-27, ``bench_wpe.py --profile``,
+0.34 s per clip): products 0.14 s (9.4 GFLOP at 67 GFLOP/s; this CPU's large-matrix peak is 78),
+Cholesky + triangular solves 0.11 s, Hankel weights 0.025 s, lag products 0.02 s, prediction
+0.015 s, the rest (powers, the tail of ``P``, allocation) 0.03 s. The previous version (two row
+groups, a gather of the full ``R``, numpy's LU) took 0.47 s on that core; on 2 cores 0.262 vs
+0.191 s per clip now (same process, 4 clips, medians of 4 runs; results 1.5e-7 of the clip's
+largest value apart). With several torch threads on a CPU, clips go to threads (one core each,
+:func:`_wpe_cpu_threads`). The 0.15 s per clip on 2 cores of the speed issue would need the
+products and the solves alone under 0.30 core-seconds; they take 0.25 at the speeds above, so the
+rest of the work would have to vanish: not reachable in this formulation with torch's kernels.
 
 ``nara_wpe`` stays the reference (:func:`wpe_reference`), used by the tests and
 ``scripts/bench/bench_wpe.py``.
@@ -43,6 +52,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import threading
 from typing import Callable, Iterator
 
 import numpy as np
@@ -56,9 +67,44 @@ EPS_SCALE = 1e-10
 CHUNK_BYTES = 2**30
 """GPU: memory budget of one chunk's lag products (134 MB per clip in complex128)."""
 
-ROWS = 256
-"""(clip, bin) rows whose normal equations are formed and solved together: bounds the
-temporaries of an iteration to a few MB so they are reused from the heap and stay in cache."""
+_POOL: list[torch.Tensor] = []
+_POOL_LOCK = threading.Lock()
+POOL_MAX = 2 * (os.cpu_count() or 1)
+"""CPU lag-product buffers kept for the next call at most (each 124 MB per 5 s clip in complex128)."""
+
+
+def _take_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
+    """A CPU buffer of at least ``numel`` elements of ``dtype``: a kept one when there is one.
+
+    Fresh memory of this size comes from the operating system page by page on first touch (every
+    call: it is above malloc's reuse threshold), 25 ms per clip's buffer on one core and more when
+    threads fault at once; the lag products of a 5 s clip fill 124 MB. So buffers go back to a pool
+    (:func:`_give_buffer`) that holds at most ``POOL_MAX``, as many as were in use at once; the
+    memory stays with the process until :func:`free_buffers`."""
+    with _POOL_LOCK:
+        for i, buf in enumerate(_POOL):
+            if buf.dtype == dtype and buf.numel() >= numel:
+                return _POOL.pop(i)
+    return torch.empty(numel, dtype=dtype)
+
+
+def _give_buffer(buf: torch.Tensor) -> None:
+    with _POOL_LOCK:
+        _POOL.append(buf)
+        del _POOL[: max(0, len(_POOL) - POOL_MAX)]
+
+
+def free_buffers() -> None:
+    """Release the kept CPU WPE buffers (the process keeps them between calls to save page faults)."""
+    with _POOL_LOCK:
+        _POOL.clear()
+
+
+ROWS = 64
+"""CPU: (clip, bin) rows whose normal equations are formed and solved together. The temporaries
+of a chunk (weights 7.8 MB, products 3.7 MB at 64 rows) are reused from one allocation and stay
+near the core; one Intel Xeon core, whole WPE per clip: 0.38 / 0.37 / 0.40 / 0.43 s for 32 / 64 /
+96 / 128 rows (2026-11-27, with the products and solves of this version)."""
 
 
 def _fast_fft_size(n: int) -> int:
@@ -106,149 +152,136 @@ def _pinv_solve(r: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return torch.linalg.pinv(r, rtol=rtol, hermitian=True) @ p
 
 
-def _solve_hermitian(r: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``r^-1 p`` for Hermitian positive (semi-)definite ``r (N, K, K)``, ``p (N, K, 1)``.
+def _solve_hermitian_lower(view: torch.Tensor, rhs: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+    """``A^-1 rhs`` for Hermitian positive (semi-)definite ``A (N, K, K)`` given by its LOWER
+    triangle (``view``: the upper one holds other numbers), ``rhs (N, K, 1)``.
 
-    On the CPU: numpy's batched LU ``solve``, exactly nara_wpe's call. Cholesky does not pay at
-    K = 60 on a CPU (one thread, 256 complex128 60 x 60 systems: numpy LU solve 10.2 ms; numpy's
-    Cholesky factorisation alone 7.7 ms, 10.8 ms with torch's triangular solves; torch's
-    ``cholesky_ex`` + ``cholesky_solve`` 23.8 ms, ``solve_ex`` 16.3 ms); per matrix, the pseudo-inverse where
-    LU finds ``r`` singular (nara_wpe: ``lstsq``). On a GPU: batched Cholesky, LU where that
-    fails, the pseudo-inverse where both do.
+    Batched Cholesky of the view (one triangle read, no gather), then two triangular solves
+    (half the time of ``cholesky_solve`` here, which copies its operands). Where the
+    factorisation fails (``A`` not numerically positive definite) the full matrix is laid out for
+    LU, as nara_wpe's ``np.linalg.solve``; where LU finds it singular, the pseudo-inverse (nara_wpe:
+    ``lstsq``). Measured for 64 complex128 60 x 60 systems on one Intel Xeon core: Cholesky of the
+    view + solve 2.3 ms; laying out the full matrix 0.5 ms + torch's LU solve 2.0 ms; numpy's LU
+    solve 2.5 ms (the full matrix already there); LAPACK's small-matrix speed bounds all of them
+    (20-40 GFLOP/s against 78 for a large product).
     """
-    if r.device.type == "cpu":
-        try:
-            return torch.from_numpy(np.linalg.solve(r.numpy(), p.numpy()))
-        except np.linalg.LinAlgError:
-            g, info = torch.linalg.solve_ex(r, p)
-            bad = info != 0
-            if bool(bad.any()):
-                g[bad] = _pinv_solve(r[bad], p[bad])
-            return g
-    chol, info = torch.linalg.cholesky_ex(r)
-    g = torch.cholesky_solve(p, chol)
+    chol, info = torch.linalg.cholesky_ex(view)
+    half = torch.linalg.solve_triangular(chol, rhs, upper=False)
+    out = torch.linalg.solve_triangular(chol.mH, half, upper=True)
     bad = info != 0
     if bool(bad.any()):
-        g_lu, info_lu = torch.linalg.solve_ex(r[bad], p[bad])
+        full = torch.where(lower, view[bad], view[bad].mH)
+        g, info_lu = torch.linalg.solve_ex(full, rhs[bad])
         still = info_lu != 0
         if bool(still.any()):
-            g_lu[still] = _pinv_solve(r[bad][still], p[bad][still])
-        g[bad] = g_lu
-    return g
+            g[still] = _pinv_solve(full[still], rhs[bad][still])
+        out[bad] = g
+    return out
 
 
-ROW_GROUPS = 2
-"""Groups of rows of ``R`` formed by separate products, each with only the lags its rows need
-(the upper triangle): 1 group = the full ``(K+1) x (d+K)`` product (10.2 GFLOP per clip), 2 groups
-compute 74 % of it (7.5 GFLOP), 4 groups 60 %, 8 groups 54 %. Fewer FLOP in smaller matrices:
-measured on one AMD EPYC core (``scripts/bench/bench_wpe.py --row-groups 1,2,4,6,8``), the
-products took 0.34 / 0.29 / 0.34 s per clip for 1 / 2 / 4 groups (30 / 26 / 18 GFLOP/s: BLAS
-loses efficiency below ~30 rows), and the whole WPE 0.62 / 0.55 / 0.63 / 0.71 / 0.76 s for
-1 / 2 / 4 / 6 / 8 groups, so 2 is the default."""
+def _weights(lam_pad: torch.Tensor, t: int, d: int, k: int, out: torch.Tensor, use_numpy: bool | None = None) -> None:
+    """Weight rows of the products into ``out (r, K+1, T)``: row 0 = ``lam`` (for ``P``), row
+    ``1 + rho`` = ``lam[s + d + K-1-rho]`` (the Hankel row of ``R``'s row ``K-1-rho``, zero past the
+    clip end). ``lam_pad (r, T + d + K)`` is ``lam`` padded with zeros at the end.
+
+    The Hankel rows come in DESCENDING order of ``R``'s rows: a reversed window, which numpy copies
+    straight from a negative-stride view (torch has no negative strides and would copy twice);
+    ``use_numpy`` (default: on a CPU) picks that path, else torch's ``flip``."""
+    if use_numpy is None:
+        use_numpy = out.device.type == "cpu"
+    if use_numpy:
+        dst, src = out.numpy(), lam_pad.numpy()
+        dst[:, 0] = src[:, :t]
+        dst[:, 1:] = np.lib.stride_tricks.sliding_window_view(src, t, axis=-1)[:, d : d + k][:, ::-1]
+    else:
+        out[:, 0] = lam_pad[:, :t]
+        out[:, 1:] = lam_pad.unfold(-1, t, 1)[:, d : d + k].flip(1)
 
 
-@functools.lru_cache(maxsize=16)
-def _triangle_layout(
-    k: int, d: int, groups: int, device: str, dtype: torch.dtype
-) -> tuple[tuple[tuple[int, int, int], ...], torch.Tensor, torch.Tensor]:
-    """How the grouped products are laid out, and how the full Hermitian ``R`` is read from them.
-
-    Returns ``blocks``, ``index`` and ``sign``. Block ``g`` = ``(first weight row, last + 1, first
-    lag column)``: the product of weight rows ``[r0, r1)`` (row 0 = ``lam`` for ``P``, row ``1 + k'``
-    = the Hankel row of ``R``'s row ``k'``) with the lag columns ``[j0, d+K)`` (column ``j`` = lag
-    ``d+K-1-j``; ``R``'s row ``k'`` needs lags ``0 .. K-1-k'``, so columns ``>= d + k'``). The blocks'
-    complex results are concatenated row-major into one flat vector per (clip, bin); ``index``
-    ``(K*K,)`` points into it for ``R`` row-major (the mirror position below the diagonal) and
-    ``sign`` is the sign of the imaginary part there (the products give ``conj(R)`` on and above
-    the diagonal).
-    """
-    lags = d + k
-    groups = max(1, min(groups, k))
-    bounds = [round(i * k / groups) for i in range(groups + 1)]
-    blocks = []
-    offsets = []  # complex offset of each block in the flat vector
-    offset = 0
-    for g in range(groups):
-        a, b = bounds[g], bounds[g + 1]
-        r0 = 0 if g == 0 else 1 + a
-        j0 = 0 if g == 0 else d + a
-        blocks.append((r0, 1 + b, j0))
-        offsets.append(offset)
-        offset += (1 + b - r0) * (lags - j0)
-    group_of = np.searchsorted(np.asarray(bounds[1:]), np.arange(k), side="right")
-    row = np.arange(k).reshape(-1, 1)
-    col = np.arange(k).reshape(1, -1)
-    top = np.minimum(row, col)  # R row k' of the upper-triangle element
-    lag = np.abs(col - row)
-    g = group_of[top]
-    r0 = np.array([blk[0] for blk in blocks])[g]
-    j0 = np.array([blk[2] for blk in blocks])[g]
-    width = lags - j0
-    index = np.array(offsets)[g] + (1 + top - r0) * width + (lags - 1 - lag - j0)
-    sign = torch.from_numpy(np.where(col >= row, -1.0, 1.0)).to(dtype)
-    return tuple(blocks), torch.from_numpy(index.reshape(-1)).to(device), sign.to(device)
+def _numpy_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+    return out
 
 
-def _numpy_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+def _torch_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.matmul(a, b, out=out)
 
 
 def _wpe_chunk(
-    y: torch.Tensor, cfg: WpeConfig, buffer: torch.Tensor, matmul=torch.matmul
+    y: torch.Tensor, cfg: WpeConfig, buffer: torch.Tensor, matmul=_torch_matmul, rows: int | None = None
 ) -> torch.Tensor:
     """WPE of ``y (b, F, T)`` complex (already in the working dtype) -> ``(b, F, T)``.
 
-    ``buffer``: at least ``b * F * T * (d + K)`` elements of ``y``'s dtype for the lag products
-    (reused across chunks: fresh memory of this size costs page faults on every use).
-    ``matmul``: the batched real matrix product (torch's, or numpy's on a single-threaded CPU).
+    ``buffer``: at least ``b * F * T * K`` elements of ``y``'s dtype for the lag products (reused
+    across chunks: fresh memory of this size costs page faults on every use).
+    ``matmul(a, b, out)``: the batched real matrix product (torch's, or numpy's on a
+    single-threaded CPU). ``rows``: (clip, bin) rows formed and solved together (default: ``ROWS``
+    on a CPU, all on a GPU).
+
+    Layout (see the module docstring): the lag products ``z[s, c] = conj(y[s]) y[s - (K-1-c)]``
+    (lags descending, unfold's natural order) and the weight rows ``[lam; Hankel rows of R's rows
+    K-1 .. 0]`` give ``prod[1 + rho, c] = conj(R[k', k'+m])`` with ``k' = K-1-rho``, ``m = K-1-c``;
+    in the reversed indices ``a = K-1-k'``, ``b = K-1-j`` that element sits at
+    ``2K-1 + a (K-1) + b`` of the bin's ``(K+1) x K`` block, so ``conj(J R J)``'s lower triangle is
+    a strided VIEW of the product (no gather); ``J`` reverses the order.
     """
     b, nf, t = y.shape
     k, d = cfg.taps, cfg.delay
-    lags = d + k
     n = b * nf
+    if rows is None:
+        rows = ROWS if y.device.type == "cpu" else n
+    rows = -(-n // -(-n // max(1, rows)))  # at most `rows`, in equal chunks
     yr = y.reshape(n, t)
-    rows = -(-n // -(-n // ROWS))  # at most ROWS, in equal chunks
-    # Conjugated lag products conj(y[s]) y[s - m] for m = 0 .. d+K-1, fixed across iterations.
-    # Lags are in DESCENDING order (column j holds lag d+K-1-j: unfold's natural order, which
-    # saves flipping this big table; the small results are indexed accordingly).
-    zc = buffer[: n * t * lags].view(n, t, lags)
-    for i in range(0, n, rows):
-        yi = yr[i : i + rows]
-        past = torch.nn.functional.pad(yi, (lags - 1, 0)).unfold(-1, lags, 1)  # [s, j] = y[s - (lags-1-j)]
-        torch.mul(yi.conj().unsqueeze(-1), past, out=zc[i : i + rows])
-    zr = torch.view_as_real(zc).reshape(n, t, 2 * lags)  # real view [re, im] per lag
-    # FFT of the observation for the prediction (linear convolution: no wrap-around).
-    nfft = _fast_fft_size(t + lags - 1)
-    y_f = torch.fft.fft(yr, n=nfft)
-    blocks, index, imag_sign = _triangle_layout(k, d, ROW_GROUPS, str(y.device), zr.dtype)
+    with torch.profiler.record_function("wpe.lag_products"):
+        zc = buffer[: n * t * k].view(n, t, k)
+        ypad = torch.nn.functional.pad(yr, (k - 1, 0))
+        for i in range(0, n, rows):  # [s, c] = conj(y[s]) y[s - (K-1-c)]
+            torch.mul(yr[i : i + rows].conj().unsqueeze(-1), ypad[i : i + rows].unfold(-1, k, 1), out=zc[i : i + rows])
+        zr = torch.view_as_real(zc).reshape(n, t, 2 * k)  # real view [re, im] per lag
+        # P needs lags d .. d+K-1; the products give those below K, the n_tail = min(d, K) lags
+        # max(K, d) .. K+d-1 come from their own small lag products, highest lag first:
+        # tail[:, i] = lag K+d-1-i.
+        n_tail = min(d, k)
+        ytail = torch.nn.functional.pad(yr, (k + d - 1, 0))
+        past = ytail.unfold(-1, n_tail, 1)[:, :t]  # [s, i] = y[s - (K+d-1-i)]
+        tail = torch.view_as_real(yr.conj().unsqueeze(-1) * past).transpose(1, 2).contiguous()  # (n, n_tail, T, 2)
+        # FFT of the observation for the prediction (linear convolution: no wrap-around).
+        nfft = _fast_fft_size(t + d + k - 1)
+        y_f = torch.fft.fft(yr, n=nfft)
     weights = torch.empty(rows, k + 1, t, dtype=zr.dtype, device=y.device)
+    prod = torch.empty(rows, k + 1, 2 * k, dtype=zr.dtype, device=y.device)
+    flat = torch.view_as_complex(prod.view(rows, (k + 1) * k, 2))
+    lower = torch.ones(k, k, dtype=torch.bool, device=y.device).tril()
     taps_f = torch.zeros(rows, nfft, dtype=y.dtype, device=y.device)
+    rhs = torch.empty(rows, k, 1, dtype=y.dtype, device=y.device)
     x = yr.clone()
     for _ in range(cfg.iterations):
         lam_all = _inverse_power(x.reshape(b, nf, t), cfg.psd_context).reshape(n, t)
         if cfg.statistics_mode == "valid":
             lam_all[:, : d + k - 1] = 0.0
-        lam_pad = torch.nn.functional.pad(lam_all, (0, lags))
+        lam_pad = torch.nn.functional.pad(lam_all, (0, d + k))
+        # (n, n_tail): P's highest lags, highest first
+        p_tail = torch.view_as_complex(torch.matmul(lam_all[:, None, None, :], tail).squeeze(2))
         for i in range(0, n, rows):
             r = min(rows, n - i)
-            # Row 0: lam (for P); rows 1..K: the Hankel lam[s + d + k'] (zero past the clip end)
-            # for R. Real matmuls with the lag products give both (conjugated):
-            # prod[1 + k', d + K-1-m] = conj(R[k', k'+m]),  prod[0, K-1-k'] = P[k'];
-            # each group of rows only with the lag columns its rows need (_triangle_layout).
-            hl = weights[:r]
-            hl[:, 0] = lam_all[i : i + r]
-            hl[:, 1:] = lam_pad[i : i + r].unfold(-1, t, 1)[:, d : d + k]
-            zi = zr[i : i + r]
-            parts = [matmul(hl[:, r0:r1], zi[:, :, 2 * j0 :]).reshape(r, -1) for r0, r1, j0 in blocks]
-            flat = torch.view_as_complex(torch.cat(parts, dim=1).reshape(r, -1, 2))
-            p = flat[:, :k].flip(-1).unsqueeze(-1)  # block 0, row 0, columns 0 .. K-1
-            full = torch.index_select(flat, 1, index).reshape(r, k, k)
-            torch.view_as_real(full)[..., 1].mul_(imag_sign)
-            g = _solve_hermitian(full, p).squeeze(-1)  # (r, K)
-            tf = taps_f[:r]
-            tf[:, d : d + k] = g.conj()
-            pred = torch.fft.ifft(y_f[i : i + r] * torch.fft.fft(tf), n=nfft)[:, :t]
-            torch.sub(yr[i : i + r], pred, out=x[i : i + r])
+            with torch.profiler.record_function("wpe.weights"):
+                _weights(lam_pad[i : i + r], t, d, k, weights[:r])
+            with torch.profiler.record_function("wpe.products"):
+                matmul(weights[:r], zr[i : i + r], prod[:r])
+            with torch.profiler.record_function("wpe.solve"):
+                fc = flat[:r]
+                view = fc.as_strided((r, k, k), (fc.stride(0), k - 1, 1), fc.storage_offset() + 2 * k - 1)
+                # J conj(p): p[K-1-a] for a = 0 .. K-1 (row 0 holds p[k] at column K-1-d-k)
+                rj = rhs[:r, :, 0]
+                rj[:, :n_tail] = p_tail[i : i + r]
+                rj[:, n_tail:] = fc[:, : k - n_tail]
+                rj.conj_physical_()
+                w = _solve_hermitian_lower(view, rhs[:r], lower)  # J conj(g)
+            with torch.profiler.record_function("wpe.prediction"):
+                tf = taps_f[:r]
+                tf[:, d : d + k] = w.squeeze(-1).flip(-1)  # conj(g): the prediction taps
+                pred = torch.fft.ifft(y_f[i : i + r] * torch.fft.fft(tf), n=nfft)[:, :t]
+                torch.sub(yr[i : i + r], pred, out=x[i : i + r])
     return x.reshape(b, nf, t)
 
 
@@ -263,7 +296,7 @@ def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex12
         raise ValueError(f"WPE input must be complex (clips, freq, frames), got {spec.dtype} {tuple(spec.shape)}")
     y = spec.to(dtype)
     b, nf, t = y.shape
-    per_clip = nf * t * (cfg.taps + cfg.delay)
+    per_clip = nf * t * cfg.taps
     if y.device.type == "cpu":
         threads = min(torch.get_num_threads(), b)
         if threads > 1:
@@ -272,9 +305,15 @@ def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex12
     # buffer stays in use and warm); GPU: as many clips as CHUNK_BYTES allows.
     step = 1 if y.device.type == "cpu" else max(1, CHUNK_BYTES // (per_clip * y.element_size()))
     step = min(step, b)
-    buffer = torch.empty(step * per_clip, dtype=y.dtype, device=y.device)
-    with _cpu_products(y.device) as matmul:
-        return torch.cat([_wpe_chunk(y[i : i + step], cfg, buffer, matmul) for i in range(0, b, step)])
+    if y.device.type != "cpu":
+        buffer = torch.empty(step * per_clip, dtype=y.dtype, device=y.device)
+        return torch.cat([_wpe_chunk(y[i : i + step], cfg, buffer) for i in range(0, b, step)])
+    buffer = _take_buffer(per_clip, y.dtype)
+    try:
+        with _cpu_products(y.device) as matmul:
+            return torch.cat([_wpe_chunk(y[i : i + 1], cfg, buffer, matmul) for i in range(b)])
+    finally:
+        _give_buffer(buffer)
 
 
 def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Tensor:
@@ -289,8 +328,8 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
 
     b, nf, t = y.shape
     out = torch.empty_like(y)
-    per_clip = nf * t * (cfg.taps + cfg.delay)
-    buffers = [torch.empty(per_clip, dtype=y.dtype) for _ in range(threads)]
+    per_clip = nf * t * cfg.taps
+    buffers = [_take_buffer(per_clip, y.dtype) for _ in range(threads)]
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -305,6 +344,8 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
                     f.result()
     finally:
         torch.set_num_threads(saved)
+        for buf in buffers:
+            _give_buffer(buf)
     return out
 
 
@@ -322,7 +363,7 @@ def _cpu_vendor() -> str:
 
 
 @contextlib.contextmanager
-def _cpu_products(device: torch.device) -> Iterator[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+def _cpu_products(device: torch.device) -> Iterator[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]]:
     """The batched matrix product WPE uses: torch's, except when torch runs on ONE CPU thread
     (extraction workers) of a CPU that is not Intel's: then numpy's, with numpy's BLAS held to one
     thread too. Which library is faster for these products depends on the CPU (one thread, the
@@ -332,12 +373,12 @@ def _cpu_products(device: torch.device) -> Iterator[Callable[[torch.Tensor, torc
     of 0.31 s per clip on 2 cores (the two differ by 8e-8 of the largest value, summation order).
     With more threads torch's own pool is the safer parallelism."""
     if device.type != "cpu" or torch.get_num_threads() != 1 or _cpu_vendor() == "GenuineIntel":
-        yield torch.matmul
+        yield _torch_matmul
         return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn (librosa)
-        yield torch.matmul
+        yield _torch_matmul
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield _numpy_matmul

@@ -54,7 +54,11 @@ def test_batched_wpe_equals_nara_wpe_on_simulated_rooms(rooms: torch.Tensor) -> 
         assert relative_error(rooms[i], ref) > 1e-3
 
 
-@pytest.mark.parametrize("options", [{"psd_context": 2}, {"statistics_mode": "valid"}, {"delay": 2, "taps": 7}])
+@pytest.mark.parametrize("options", [
+    {"psd_context": 2}, {"statistics_mode": "valid"}, {"delay": 2, "taps": 7},
+    {"delay": 1, "taps": 3},  # one lag of P outside the products
+    {"delay": 6, "taps": 4},  # delay > taps: every lag of P outside the products
+])
 def test_wpe_options_equal_nara_wpe(rooms: torch.Tensor, options: dict) -> None:
     cfg = WpeConfig(**{"taps": 20, "iterations": 2, **options})
     ours = wpe(rooms[1:2], cfg)[0]
@@ -205,32 +209,136 @@ def test_cuda_wpe_and_features_equal_cpu(rooms: torch.Tensor, room_audio: np.nda
 
 
 def test_torch_and_numpy_matrix_products_give_the_same_wpe(rooms: torch.Tensor) -> None:
-    # single-threaded CPU runs use numpy's BLAS for the big product, others torch's: same numbers
+    # single-threaded CPU runs use numpy's BLAS for the big product on non-Intel CPUs, torch's
+    # elsewhere: the same numbers up to summation order times cond(R)
     from seld.features import wpe as wpe_module
 
     cfg = WpeConfig(taps=20, iterations=2)
     y = rooms[:1]
-    buffer = torch.empty(y.numel() * (cfg.taps + cfg.delay), dtype=y.dtype)
-    a = wpe_module._wpe_chunk(y, cfg, buffer, torch.matmul)
+    buffer = torch.empty(y.numel() * cfg.taps, dtype=y.dtype)
+    a = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._torch_matmul)
     b = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._numpy_matmul)
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(a.abs().max()))
 
 
-@pytest.mark.parametrize("groups", [2, 4, 7])
-def test_triangle_row_groups_equal_the_full_product(rooms: torch.Tensor, groups: int, monkeypatch) -> None:
-    # the grouped products compute only the needed upper triangle: the same normal equations summed
-    # in another order, so the results differ by rounding times cond(R) (measured 6e-10 to 7e-10 of
-    # the clip's largest value, the size of the full product's own difference to nara_wpe, 4e-10);
-    # a wrong lag or block offset would be >= 1e-3
+@pytest.mark.parametrize("rows", [5, 513])
+def test_row_chunks_do_not_change_wpe(rooms: torch.Tensor, rows: int) -> None:
+    # the CPU forms and solves 64 (clip, bin) rows at a time, a GPU all of a chunk (513 here: that
+    # path's layout, run on the CPU): each row's normal equations are its own, so chunking only
+    # changes which batched kernels run (measured: identical on this CPU's MKL)
     from seld.features import wpe as wpe_module
 
     cfg = WpeConfig(taps=20, iterations=2)
-    monkeypatch.setattr(wpe_module, "ROW_GROUPS", 1)
-    full = wpe(rooms[1:2], cfg)
-    monkeypatch.setattr(wpe_module, "ROW_GROUPS", groups)
-    blocks = wpe_module._triangle_layout(cfg.taps, cfg.delay, groups, "cpu", torch.float64)[0]
-    assert len(blocks) == groups
-    assert relative_error(wpe(rooms[1:2], cfg), full.numpy()) < 1e-8
+    y = rooms[1:2]
+    buffer = torch.empty(y.numel() * cfg.taps, dtype=y.dtype)
+    default = wpe_module._wpe_chunk(y, cfg, buffer)
+    chunked = wpe_module._wpe_chunk(y, cfg, buffer, rows=rows)
+    np.testing.assert_allclose(chunked.numpy(), default.numpy(), rtol=0, atol=1e-10 * float(default.abs().max()))
+
+
+def test_weight_rows_are_lam_then_hankel_rows_in_descending_order() -> None:
+    # row 0 = lam[s]; row 1 + rho = lam[s + d + K-1-rho] (zero past the clip end); the numpy
+    # (negative-stride view) and torch (flip) paths lay out the same numbers
+    from seld.features import wpe as wpe_module
+
+    t, d, k = 9, 2, 4
+    lam = torch.arange(1.0, 3 * t + 1, dtype=torch.float64).reshape(3, t)
+    lam_pad = torch.nn.functional.pad(lam, (0, d + k))
+    expected = torch.zeros(3, k + 1, t, dtype=torch.float64)
+    expected[:, 0] = lam
+    for rho in range(k):
+        for s_ in range(t):
+            q = s_ + d + k - 1 - rho
+            expected[:, 1 + rho, s_] = lam[:, q] if q < t else 0.0
+    for use_numpy in (True, False):
+        out = torch.full((3, k + 1, t), float("nan"), dtype=torch.float64)
+        wpe_module._weights(lam_pad, t, d, k, out, use_numpy=use_numpy)
+        assert torch.equal(out, expected), use_numpy
+
+
+def test_normal_equations_are_a_view_of_the_product() -> None:
+    # one iteration by hand: R = sum_t lam ytil ytil^H and P from the definition; the product of
+    # the weight rows and the lag products holds conj(J R J)'s lower triangle at the strided view
+    # _wpe_chunk hands to Cholesky, and J p's entries from lags below K in row 0 (conjugated there
+    # into the right-hand side J conj(p))
+    from seld.features import wpe as wpe_module
+
+    rng = np.random.default_rng(0)
+    t, d, k = 30, 2, 5
+    y = rng.standard_normal(t) + 1j * rng.standard_normal(t)
+    lam = rng.uniform(0.5, 2.0, t)
+    ytil = np.stack([np.concatenate([np.zeros(d + j), y[: t - d - j]]) for j in range(k)], axis=1)  # (T, K)
+    r_ref = (ytil.T * lam) @ ytil.conj()
+    p_ref = (ytil.T * lam) @ y.conj()
+    yt = torch.from_numpy(y)[None]
+    past = torch.nn.functional.pad(yt, (k - 1, 0)).unfold(-1, k, 1)
+    z = torch.view_as_real(yt.conj().unsqueeze(-1) * past).reshape(1, t, 2 * k)
+    weights = torch.empty(1, k + 1, t, dtype=torch.float64)
+    wpe_module._weights(torch.nn.functional.pad(torch.from_numpy(lam)[None], (0, d + k)), t, d, k, weights)
+    prod = torch.view_as_complex((weights @ z).reshape(1, (k + 1) * k, 2))
+    view = prod.as_strided((1, k, k), (prod.stride(0), k - 1, 1), 2 * k - 1)[0].numpy()
+    jrj = np.conj(r_ref[::-1, ::-1])
+    np.testing.assert_allclose(np.tril(view), np.tril(jrj), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(prod[0, : k - d].numpy(), p_ref[::-1][d:], rtol=1e-12)
+
+
+def test_hermitian_solve_reads_one_triangle_and_falls_back_like_nara_wpe() -> None:
+    # positive definite: Cholesky; Hermitian but indefinite: Cholesky fails, LU solves it;
+    # zero (a silent bin): LU fails too, the pseudo-inverse gives 0 as nara_wpe's lstsq does.
+    # The upper triangle holds other numbers (the product's other lags): never read.
+    from seld.features import wpe as wpe_module
+
+    rng = np.random.default_rng(3)
+    k = 6
+    a = rng.standard_normal((k, 2 * k)) + 1j * rng.standard_normal((k, 2 * k))
+    pd = a @ a.conj().T
+    indef = pd - 1.5 * np.trace(pd).real / k * np.eye(k)
+    mats = np.stack([pd, indef, np.zeros((k, k))])
+    assert np.linalg.eigvalsh(indef).min() < 0 < np.linalg.eigvalsh(indef).max()
+    rhs = rng.standard_normal((3, k, 1)) + 1j * rng.standard_normal((3, k, 1))
+    garbage = np.tril(mats) + np.triu(rng.standard_normal((3, k, k)) * 100, 1)
+    lower = torch.ones(k, k, dtype=torch.bool).tril()
+    got = wpe_module._solve_hermitian_lower(torch.from_numpy(garbage), torch.from_numpy(rhs), lower).numpy()
+    np.testing.assert_allclose(got[0], np.linalg.solve(pd, rhs[0]), rtol=1e-10)
+    np.testing.assert_allclose(got[1], np.linalg.solve(indef, rhs[1]), rtol=1e-10)
+    np.testing.assert_array_equal(got[2], 0.0)
+
+
+def test_lag_product_buffers_are_kept_between_calls(rooms: torch.Tensor) -> None:
+    # a fresh 124 MB buffer per call costs a page fault per 4 KB page: the CPU keeps them
+    from seld.features import wpe as wpe_module
+
+    cfg = WpeConfig(taps=8, iterations=1)
+    wpe_module.free_buffers()
+    wpe(rooms[:1], cfg)
+    assert len(wpe_module._POOL) == 1
+    kept = wpe_module._POOL[0].data_ptr()
+    taken = []
+    real = wpe_module._take_buffer
+
+    def spy(numel, dtype):
+        buf = real(numel, dtype)
+        taken.append(buf.data_ptr())
+        return buf
+
+    wpe_module._take_buffer = spy
+    try:
+        wpe(rooms[:1], cfg)
+    finally:
+        wpe_module._take_buffer = real
+    assert taken == [kept] and len(wpe_module._POOL) == 1
+    for _ in range(wpe_module.POOL_MAX + 3):
+        wpe_module._give_buffer(torch.empty(1, dtype=torch.complex128))
+    assert len(wpe_module._POOL) == wpe_module.POOL_MAX
+    wpe_module.free_buffers()
+    assert wpe_module._POOL == []
+
+
+def test_zero_delay_is_a_config_error() -> None:
+    from seld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"delay \(0\).*>= 1.*predicts each frame from itself"):
+        WpeConfig(delay=0)
 
 
 def test_threaded_cpu_wpe_equals_one_thread(rooms: torch.Tensor) -> None:
@@ -260,7 +368,7 @@ def test_single_threaded_products_use_numpy_except_on_intel(monkeypatch, vendor,
         torch.set_num_threads(threads)
         with wpe_module._cpu_products(torch.device("cpu")) as matmul:
             assert (matmul is wpe_module._numpy_matmul) == numpy_products
-            assert (matmul is torch.matmul) == (not numpy_products)
+            assert (matmul is wpe_module._torch_matmul) == (not numpy_products)
     finally:
         torch.set_num_threads(saved)
 
