@@ -34,16 +34,22 @@ Cholesky factorisations are ``5 * 513 * 60^3 / 3`` complex multiply-adds = 1.5 G
 small-matrix speed (~20-30 GFLOP/s). The lag products are ``513 * 251 * 60`` complex numbers,
 124 MB per clip in complex128, which bounds the clips per chunk.
 
-Where the time goes on one core of an Intel Xeon (AVX-512, 2026-11-27, ``bench_wpe.py --profile``,
-0.34 s per clip): products 0.14 s (9.4 GFLOP at 67 GFLOP/s; this CPU's large-matrix peak is 78),
-Cholesky + triangular solves 0.11 s, Hankel weights 0.025 s, lag products 0.02 s, prediction
-0.015 s, the rest (powers, the tail of ``P``, allocation) 0.03 s. The previous version (two row
-groups, a gather of the full ``R``, numpy's LU) took 0.47 s on that core; on 2 cores 0.262 vs
-0.191 s per clip now (same process, 4 clips, medians of 4 runs; results 1.5e-7 of the clip's
-largest value apart). With several torch threads on a CPU, clips go to threads (one core each,
-:func:`_wpe_cpu_threads`). The 0.15 s per clip on 2 cores of the speed issue would need the
-products and the solves alone under 0.30 core-seconds; they take 0.25 at the speeds above, so the
-rest of the work would have to vanish: not reachable in this formulation with torch's kernels.
+Where the time goes (``bench_wpe.py --clips 4 --threads 2 --profile``, Intel Xeon with AVX-512,
+2 cores, 2026-11-27): 0.183 s per clip (nara_wpe 0.908 there: 5.0x), i.e. 0.374 core-seconds per
+clip: products 0.144 (9.4 GFLOP at 66 GFLOP/s; this CPU's large-matrix peak is 78), Cholesky and
+triangular solves 0.125, lag products 0.040, Hankel weights 0.022, prediction 0.016, the rest
+(powers, ``P``'s highest lags, allocation) 0.027. On one core (``--threads 1``) 0.39 s per clip with
+the same shares. The previous version (two row groups, a gather of the full ``R``, numpy's LU)
+took 0.262 s per clip on these 2 cores against 0.191 for this one, same process (4 clips, medians
+of 4 runs; results 1.5e-7 of the clip's largest value apart). With several torch threads on a
+CPU, clips go to threads (one core each, :func:`_wpe_cpu_threads`).
+
+The speed issue's 0.15 s per clip on 2 cores is 0.30 core-seconds: the products and the solves
+alone take 0.27 at the speeds above (the products even at the machine's peak 0.12), so it would
+need the rest to vanish or LAPACK's 60 x 60 Cholesky several times faster: not reachable in this
+formulation with torch's and numpy's kernels. complex64 would double the product speed but is not
+an option: ``R`` has condition numbers up to 1e6-1e7 and complex64 products give errors of the
+order of the signal (measured in ``bench_wpe.py``).
 
 ``nara_wpe`` stays the reference (:func:`wpe_reference`), used by the tests and
 ``scripts/bench/bench_wpe.py``.
@@ -371,7 +377,9 @@ def _cpu_products(device: torch.device) -> Iterator[Callable[[torch.Tensor, torc
     measurements numpy's OpenBLAS was 25 % faster than torch's MKL; on an Intel Xeon (AVX-512,
     2026-11-26) MKL did 41-57 GFLOP/s against OpenBLAS's 35, and the whole WPE took 0.26 instead
     of 0.31 s per clip on 2 cores (the two differ by 8e-8 of the largest value, summation order).
-    With more threads torch's own pool is the safer parallelism."""
+    The present (64, 61, 251) x (64, 251, 120) product on that Xeon, alone: MKL 75 GFLOP/s, numpy's
+    OpenBLAS 46 (2026-11-27; inside WPE MKL reaches 59-67). With more threads torch's own pool
+    is the safer parallelism."""
     if device.type != "cpu" or torch.get_num_threads() != 1 or _cpu_vendor() == "GenuineIntel":
         yield _torch_matmul
         return
