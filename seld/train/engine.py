@@ -418,8 +418,8 @@ class Trainer:
 
             raise CheckpointError(
                 f"{path}: its optimiser state does not fit this run: checkpoint groups {shape(ckpt['optimizer']['param_groups'])}, "
-                f"this run {shape(self.optimizer.param_groups)} (what trains changed, e.g. a frozen part or "
-                f"tokenizer_lr 0, which freezes the tokenizer); resume it with the settings that made it, or "
+                f"this run {shape(self.optimizer.param_groups)} (what trains changed: a part frozen or "
+                f"unfrozen by the stage's settings); resume it with the settings that made it, or "
                 f"start a new run (train.resume: never, or another out_dir)") from err
         self.scheduler.load_state_dict(ckpt["scheduler"])
         restore_rng_state(ckpt["rng"])

@@ -270,6 +270,10 @@ class FinetuneConfig:
             raise ValueError(f"train_frames must be >= 1 or null (every frame), got {self.train_frames}")
         if self.frozen_tokenizer_eval and self.tokenizer_lr != 0:
             raise ValueError(f"frozen_tokenizer_eval needs tokenizer_lr 0 (a frozen tokenizer), got tokenizer_lr {self.tokenizer_lr}")
+        if self.frozen_tokenizer_eval and not self.model.pretrained:
+            raise ValueError("frozen_tokenizer_eval holds a pre-trained tokenizer as at evaluation, but model.pretrained "
+                             "is empty (a tokenizer trained from scratch learns at train.lr and is not held): set "
+                             "model.pretrained to the pre-training checkpoint, or frozen_tokenizer_eval: false")
         if self.tokenizer_lr < 0:
             raise ValueError(f"tokenizer_lr must be >= 0 (0 freezes the pre-trained tokenizer), got {self.tokenizer_lr}")
         if freezes_tokenizer(self.tokenizer_lr, self.model.pretrained) and self.loss.adpit_weight == 0:

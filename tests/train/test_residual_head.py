@@ -203,3 +203,6 @@ def test_frozen_tokenizer_eval_keeps_the_direct_path_exactly_the_pretrained_mode
     cfg.tokenizer_lr = 1e-4
     with pytest.raises(ValueError, match="frozen_tokenizer_eval needs tokenizer_lr 0"):
         cfg.__post_init__()
+    cfg.tokenizer_lr, cfg.model.pretrained = 0.0, None  # nothing pre-trained to hold: said, not ignored
+    with pytest.raises(ValueError, match="frozen_tokenizer_eval holds a pre-trained tokenizer.*model.pretrained is empty"):
+        cfg.__post_init__()
