@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 from seld.features.params import WpeConfig  # noqa: E402
 from seld.features.stft import stft  # noqa: E402
-from seld.features.wpe import wpe, wpe_reference  # noqa: E402
+from seld.features.wpe import stored_lags, wpe, wpe_reference  # noqa: E402
 
 
 def simulated_mid_spectra(clips: int, seconds: float = 5.0) -> torch.Tensor:
@@ -61,7 +61,7 @@ def flops(spec_shape: tuple[int, ...], cfg: WpeConfig) -> tuple[float, float]:
     """(FLOP of our products as computed, FLOP of the needed part: ``R``'s triangle and ``P``) for the batch."""
     b, f, t = spec_shape
     k = cfg.taps
-    done = cfg.iterations * b * f * (k + 1) * k * t * 2 * 2  # real (K+1, T) @ (T, 2K)
+    done = cfg.iterations * b * f * (k + 1) * stored_lags(k) * t * 2 * 2  # real (K+1, T) @ (T, 2L)
     needed = cfg.iterations * b * f * (k * (k + 1) / 2 + k) * t * 2 * 2
     return float(done), float(needed)
 

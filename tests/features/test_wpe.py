@@ -215,7 +215,7 @@ def test_torch_and_numpy_matrix_products_give_the_same_wpe(rooms: torch.Tensor) 
 
     cfg = WpeConfig(taps=20, iterations=2)
     y = rooms[:1]
-    buffer = torch.empty(y.numel() * cfg.taps, dtype=y.dtype)
+    buffer = torch.empty(y.numel() * wpe_module.stored_lags(cfg.taps), dtype=y.dtype)
     a = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._torch_matmul)
     b = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._numpy_matmul)
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(a.abs().max()))
@@ -230,7 +230,7 @@ def test_row_chunks_do_not_change_wpe(rooms: torch.Tensor, rows: int) -> None:
 
     cfg = WpeConfig(taps=20, iterations=2)
     y = rooms[1:2]
-    buffer = torch.empty(y.numel() * cfg.taps, dtype=y.dtype)
+    buffer = torch.empty(y.numel() * wpe_module.stored_lags(cfg.taps), dtype=y.dtype)
     default = wpe_module._wpe_chunk(y, cfg, buffer)
     chunked = wpe_module._wpe_chunk(y, cfg, buffer, rows=rows)
     np.testing.assert_allclose(chunked.numpy(), default.numpy(), rtol=0, atol=1e-10 * float(default.abs().max()))
@@ -258,28 +258,32 @@ def test_weight_rows_are_lam_then_hankel_rows_in_descending_order() -> None:
 
 def test_normal_equations_are_a_view_of_the_product() -> None:
     # one iteration by hand: R = sum_t lam ytil ytil^H and P from the definition; the product of
-    # the weight rows and the lag products holds conj(J R J)'s lower triangle at the strided view
-    # _wpe_chunk hands to Cholesky, and J p's entries from lags below K in row 0 (conjugated there
-    # into the right-hand side J conj(p))
+    # the weight rows and the lag products (L = stored_lags(K) lags) holds conj(J R J)'s lower
+    # triangle at the strided view the solvers read (leading dimension L-1 >= K), and J p's
+    # entries from lags below L in row 0 (conjugated there into the right-hand side J conj(p))
     from seld.features import wpe as wpe_module
 
     rng = np.random.default_rng(0)
     t, d, k = 30, 2, 5
+    lz = wpe_module.stored_lags(k)
+    assert lz >= k + 1 and lz % 4 == 0 and wpe_module.stored_lags(60) == 64
     y = rng.standard_normal(t) + 1j * rng.standard_normal(t)
     lam = rng.uniform(0.5, 2.0, t)
     ytil = np.stack([np.concatenate([np.zeros(d + j), y[: t - d - j]]) for j in range(k)], axis=1)  # (T, K)
     r_ref = (ytil.T * lam) @ ytil.conj()
     p_ref = (ytil.T * lam) @ y.conj()
     yt = torch.from_numpy(y)[None]
-    past = torch.nn.functional.pad(yt, (k - 1, 0)).unfold(-1, k, 1)
-    z = torch.view_as_real(yt.conj().unsqueeze(-1) * past).reshape(1, t, 2 * k)
+    past = torch.nn.functional.pad(yt, (lz - 1, 0)).unfold(-1, lz, 1)
+    z = torch.view_as_real(yt.conj().unsqueeze(-1) * past).reshape(1, t, 2 * lz)
     weights = torch.empty(1, k + 1, t, dtype=torch.float64)
     wpe_module._weights(torch.nn.functional.pad(torch.from_numpy(lam)[None], (0, d + k)), t, d, k, weights)
-    prod = torch.view_as_complex((weights @ z).reshape(1, (k + 1) * k, 2))
-    view = prod.as_strided((1, k, k), (prod.stride(0), k - 1, 1), 2 * k - 1)[0].numpy()
+    prod = torch.view_as_complex((weights @ z).reshape(1, (k + 1) * lz, 2))
+    view = prod.as_strided((1, k, k), (prod.stride(0), lz - 1, 1), 2 * lz - 1)[0].numpy()
     jrj = np.conj(r_ref[::-1, ::-1])
     np.testing.assert_allclose(np.tril(view), np.tril(jrj), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(prod[0, : k - d].numpy(), p_ref[::-1][d:], rtol=1e-12)
+    # row 0, column L-1-m holds P's lag m = d + k entry p[k]; here lz >= d + k: all of P
+    assert lz >= d + k
+    np.testing.assert_allclose(prod[0, lz - d - k : lz - d].numpy(), p_ref[::-1], rtol=1e-12)
 
 
 def test_hermitian_solve_reads_one_triangle_and_falls_back_like_nara_wpe() -> None:
@@ -302,6 +306,56 @@ def test_hermitian_solve_reads_one_triangle_and_falls_back_like_nara_wpe() -> No
     np.testing.assert_allclose(got[0], np.linalg.solve(pd, rhs[0]), rtol=1e-10)
     np.testing.assert_allclose(got[1], np.linalg.solve(indef, rhs[1]), rtol=1e-10)
     np.testing.assert_array_equal(got[2], 0.0)
+
+
+def test_lapack_solve_in_place_equals_the_solution_and_falls_back() -> None:
+    # the CPU's in-place zposv on each block of the product: positive definite -> its solution;
+    # indefinite (factorisation fails, the block is half overwritten) -> the product is formed
+    # again by `redo` and solved by LU; zero -> the pseudo-inverse's 0, as nara_wpe's lstsq
+    from seld.features import wpe as wpe_module
+
+    lapack = wpe_module._cpu_lapack()
+    assert lapack is not None  # scipy ships cython_lapack's zposv: the CPU path uses it
+    rng = np.random.default_rng(5)
+    k = 6
+    lz = wpe_module.stored_lags(k)
+    a = rng.standard_normal((k, 2 * k)) + 1j * rng.standard_normal((k, 2 * k))
+    pd = a @ a.conj().T
+    indef = pd - 1.5 * np.trace(pd).real / k * np.eye(k)
+    mats = [pd, indef, np.zeros((k, k), complex)]
+    prod = torch.view_as_real(torch.from_numpy(rng.standard_normal((3, (k + 1) * lz)) * (1 + 0j))).reshape(3, k + 1, 2 * lz).clone()
+    flat = torch.view_as_complex(prod.view(3, (k + 1) * lz, 2))
+    view = flat.as_strided((3, k, k), (flat.stride(0), lz - 1, 1), 2 * lz - 1)
+    for i, m in enumerate(mats):  # the view's lower triangle is conj(M)'s: LAPACK reads M's upper
+        low = torch.from_numpy(np.tril(np.conj(m)))
+        view[i][torch.ones(k, k, dtype=torch.bool).tril()] = low[torch.ones(k, k, dtype=torch.bool).tril()]
+    original = prod.clone()
+    rhs = torch.from_numpy(rng.standard_normal((3, k, 1)) + 1j * rng.standard_normal((3, k, 1)))
+    b = rhs.clone()
+    redone = []
+
+    def redo(rows: torch.Tensor) -> torch.Tensor:
+        redone.extend(rows.tolist())
+        return original[rows]
+
+    got = lapack.solve(prod, 3, k, lz, rhs, redo).numpy()
+    assert sorted(redone) == [1, 2]  # the positive definite block needed no second product
+    np.testing.assert_allclose(got[0], np.conj(np.linalg.solve(pd, b[0].numpy())), rtol=1e-10)
+    np.testing.assert_allclose(got[1], np.conj(np.linalg.solve(indef, b[1].numpy())), rtol=1e-10)
+    np.testing.assert_array_equal(got[2], 0.0)
+
+
+def test_cpu_lapack_and_torch_solvers_give_the_same_wpe(rooms: torch.Tensor) -> None:
+    # complex128 on a CPU solves with LAPACK in place; the torch path (GPU, complex64) reads the
+    # same view: the same normal equations, factorised by two LAPACK builds
+    from seld.features import wpe as wpe_module
+
+    cfg = WpeConfig(taps=20, iterations=2)
+    y = rooms[2:3]
+    buffer = torch.empty(y.numel() * wpe_module.stored_lags(cfg.taps), dtype=y.dtype)
+    a = wpe_module._wpe_chunk(y, cfg, buffer, lapack=wpe_module._cpu_lapack())
+    b = wpe_module._wpe_chunk(y, cfg, buffer, lapack=None)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(b.abs().max()))
 
 
 def test_lag_product_buffers_are_kept_between_calls(rooms: torch.Tensor) -> None:
