@@ -151,7 +151,7 @@ def _window_mean(power: torch.Tensor, context: int) -> torch.Tensor:
 
 def _inverse_power(x: torch.Tensor, psd_context: int) -> torch.Tensor:
     """``1 / max(|x|^2, eps)`` per clip of ``x (b, F, T)``, eps relative to the clip's maximum."""
-    power = _window_mean(x.real**2 + x.imag**2, psd_context)
+    power = _window_mean(torch.view_as_real(x).square().sum(-1), psd_context)
     peak = power.amax(dim=(1, 2), keepdim=True)
     eps = EPS_SCALE * peak
     inverse = 1.0 / torch.maximum(power, eps)
@@ -278,7 +278,7 @@ def _wpe_chunk(
     prod = torch.empty(rows, k + 1, 2 * lz, dtype=zr.dtype, device=y.device)
     flat = torch.view_as_complex(prod.view(rows, (k + 1) * lz, 2))
     lower = torch.ones(k, k, dtype=torch.bool, device=y.device).tril()
-    taps_f = torch.zeros(rows, nfft, dtype=y.dtype, device=y.device)
+    taps_f = torch.zeros(n, nfft, dtype=y.dtype, device=y.device)
     rhs = torch.empty(rows, k, 1, dtype=y.dtype, device=y.device)
     first = lz - d - k + n_tail  # column of p[K-1-n_tail] in row 0
     x = yr.clone()
@@ -308,11 +308,10 @@ def _wpe_chunk(
                     view = fc.as_strided((r, k, k), (fc.stride(0), lz - 1, 1), fc.storage_offset() + 2 * lz - 1)
                     rj.conj_physical_()
                     w = _solve_hermitian_lower(view, rhs[:r], lower)  # J conj(g)
-            with torch.profiler.record_function("wpe.prediction"):
-                tf = taps_f[:r]
-                tf[:, d : d + k] = w.squeeze(-1).flip(-1)  # conj(g): the prediction taps
-                pred = torch.fft.ifft(y_f[i : i + r] * torch.fft.fft(tf), n=nfft)[:, :t]
-                torch.sub(yr[i : i + r], pred, out=x[i : i + r])
+            taps_f[i : i + r, d : d + k] = w.squeeze(-1).flip(-1)  # conj(g): the prediction taps
+        with torch.profiler.record_function("wpe.prediction"):  # all rows at once: lam is set for this iteration
+            pred = torch.fft.ifft(y_f * torch.fft.fft(taps_f), n=nfft)[:, :t]
+            torch.sub(yr, pred, out=x)
     return x.reshape(b, nf, t)
 
 
