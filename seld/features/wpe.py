@@ -76,7 +76,7 @@ EPS_SCALE = 1e-10
 """nara_wpe's power floor relative to the clip's largest power (``_stable_positive_inverse``)."""
 
 CHUNK_BYTES = 2**30
-"""GPU: memory budget of one chunk's lag products (134 MB per clip in complex128)."""
+"""GPU: memory budget of one chunk's lag products (132 MB per 5 s clip in complex128)."""
 
 _POOL: list[torch.Tensor] = []
 _POOL_LOCK = threading.Lock()
