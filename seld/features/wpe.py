@@ -361,6 +361,12 @@ class _Lapack:
         return out.conj_physical_()
 
 
+ZPOSV_SIGNATURE = (b"void (char *, int *, int *, __pyx_t_double_complex *, int *, __pyx_t_double_complex *, "
+                   b"int *, int *)")
+"""The C signature scipy's ``cython_lapack`` names for ``zposv`` (32-bit integers, as the ctypes calls
+of :class:`_Lapack` pass); any other and the CPU falls back to torch's batched Cholesky."""
+
+
 @functools.lru_cache(maxsize=1)
 def _cpu_lapack() -> "_Lapack | None":
     """scipy's LAPACK ``zposv`` as a ctypes function, or None where scipy's ``cython_lapack`` does
@@ -376,12 +382,14 @@ def _cpu_lapack() -> "_Lapack | None":
         get_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
             ("PyCapsule_GetPointer", ctypes.pythonapi))
 
-        def function(name: str, nargs: int):
+        def function(name: str, signature: bytes, nargs: int):
             capsule = cython_lapack.__pyx_capi__[name]
-            pointer = get_pointer(capsule, get_name(capsule))
-            return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nargs))(pointer)  # releases the GIL
+            found = get_name(capsule)
+            if found != signature:  # e.g. 64-bit integers: the calls below would be wrong
+                raise ValueError(f"scipy's {name} has the signature {found!r}")
+            return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * nargs))(get_pointer(capsule, found))  # releases the GIL
 
-        return _Lapack(function("zposv", 8))
+        return _Lapack(function("zposv", ZPOSV_SIGNATURE, 8))
     except (ImportError, AttributeError, KeyError, ValueError):  # pragma: no cover - scipy without cython_lapack
         return None
 

@@ -345,6 +345,21 @@ def test_lapack_solve_in_place_equals_the_solution_and_falls_back() -> None:
     np.testing.assert_array_equal(got[2], 0.0)
 
 
+def test_cpu_lapack_with_another_signature_is_not_used(monkeypatch) -> None:
+    # a scipy whose cython_lapack takes other integer types would be called wrongly by ctypes:
+    # then None, and the CPU uses torch's batched Cholesky
+    from seld.features import wpe as wpe_module
+
+    monkeypatch.setattr(wpe_module, "ZPOSV_SIGNATURE", b"void (char *, long *)")
+    wpe_module._cpu_lapack.cache_clear()
+    try:
+        assert wpe_module._cpu_lapack() is None
+    finally:
+        monkeypatch.undo()
+        wpe_module._cpu_lapack.cache_clear()
+    assert wpe_module._cpu_lapack() is not None
+
+
 def test_cpu_lapack_and_torch_solvers_give_the_same_wpe(rooms: torch.Tensor) -> None:
     # complex128 on a CPU solves with LAPACK in place; the torch path (GPU, complex64) reads the
     # same view: the same normal equations, factorised by two LAPACK builds
