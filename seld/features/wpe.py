@@ -220,6 +220,12 @@ def _torch_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.
     return torch.matmul(a, b, out=out)
 
 
+def _lower_view(fc: torch.Tensor, k: int, lz: int) -> torch.Tensor:
+    """``conj(J R J)``'s lower triangle as a strided view of complex products ``fc (r, (K+1) L)``
+    (one bin per row; :func:`_wpe_chunk` for the layout): ``(r, K, K)``, leading dimension ``L-1``."""
+    return fc.as_strided((fc.shape[0], k, k), (fc.stride(0), lz - 1, 1), fc.storage_offset() + 2 * lz - 1)
+
+
 def stored_lags(taps: int) -> int:
     """Lags kept in the lag products: ``K + 1`` rounded up to a multiple of 4. At least ``K + 1``
     so that the strided view of ``R`` has a leading dimension >= K (LAPACK's rule, for the
@@ -305,9 +311,8 @@ def _wpe_chunk(
                 if lapack is not None:
                     w = lapack.solve(prod, r, k, lz, rhs, lambda bad: torch.matmul(weights[bad], zr[i + bad]))
                 else:
-                    view = fc.as_strided((r, k, k), (fc.stride(0), lz - 1, 1), fc.storage_offset() + 2 * lz - 1)
                     rj.conj_physical_()
-                    w = _solve_hermitian_lower(view, rhs[:r], lower)  # J conj(g)
+                    w = _solve_hermitian_lower(_lower_view(fc, k, lz), rhs[:r], lower)  # J conj(g)
             taps_f[i : i + r, d : d + k] = w.squeeze(-1).flip(-1)  # conj(g): the prediction taps
         with torch.profiler.record_function("wpe.prediction"):  # all rows at once: lam is set for this iteration
             pred = torch.fft.ifft(y_f * torch.fft.fft(taps_f), n=nfft)[:, :t]
@@ -354,8 +359,7 @@ class _Lapack:
         if bad:
             rows = torch.tensor(bad)
             again = redo(rows)
-            fc = torch.view_as_complex(again.reshape(len(bad), -1, 2))
-            view = fc.as_strided((len(bad), k, k), (fc.stride(0), lz - 1, 1), 2 * lz - 1)
+            view = _lower_view(torch.view_as_complex(again.reshape(len(bad), -1, 2)), k, lz)
             lower = torch.ones(k, k, dtype=torch.bool).tril()
             out[rows] = _solve_hermitian_lower(view, out[rows].conj(), lower).conj()
         return out.conj_physical_()
@@ -405,31 +409,20 @@ def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex12
         raise ValueError(f"WPE input must be complex (clips, freq, frames), got {spec.dtype} {tuple(spec.shape)}")
     y = spec.to(dtype)
     b, nf, t = y.shape
-    per_clip = nf * t * stored_lags(cfg.taps)
     if y.device.type == "cpu":
-        threads = min(torch.get_num_threads(), b)
-        if threads > 1:
-            return _wpe_cpu_threads(y, cfg, threads)
-    # CPU: one clip per chunk (its 513 bins already fill the batched matmuls; the lag-product
-    # buffer stays in use and warm); GPU: as many clips as CHUNK_BYTES allows.
-    step = 1 if y.device.type == "cpu" else max(1, CHUNK_BYTES // (per_clip * y.element_size()))
-    step = min(step, b)
-    if y.device.type != "cpu":
-        buffer = torch.empty(step * per_clip, dtype=y.dtype, device=y.device)
-        return torch.cat([_wpe_chunk(y[i : i + step], cfg, buffer) for i in range(0, b, step)])
-    buffer = _take_buffer(per_clip, y.dtype)
-    lapack = _cpu_lapack() if y.dtype == torch.complex128 else None
-    try:
-        with _cpu_products(y.device) as matmul:
-            return torch.cat([_wpe_chunk(y[i : i + 1], cfg, buffer, matmul, lapack=lapack) for i in range(b)])
-    finally:
-        _give_buffer(buffer)
+        return _wpe_cpu_threads(y, cfg, max(1, min(torch.get_num_threads(), b)))
+    # GPU: as many clips per chunk as CHUNK_BYTES allows
+    per_clip = nf * t * stored_lags(cfg.taps)
+    step = min(b, max(1, CHUNK_BYTES // (per_clip * y.element_size())))
+    buffer = torch.empty(step * per_clip, dtype=y.dtype, device=y.device)
+    return torch.cat([_wpe_chunk(y[i : i + step], cfg, buffer) for i in range(0, b, step)])
 
 
 def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Tensor:
-    """CPU, several clips and torch threads: one clip at a time per thread, each on one core.
+    """CPU: one clip at a time per thread, each on one core (one thread: in the caller's).
 
-    The single-threaded kernels (numpy's BLAS for the products, LAPACK's solve) are the fast ones
+    A clip's 513 bins already fill the batched products, and its lag-product buffer stays in use
+    and warm. The single-threaded kernels (the BLAS products, LAPACK's solve) are the fast ones
     for these small matrices; the threads share nothing but the input and the output. torch's own
     thread count is held to 1 meanwhile (its operators would otherwise each spread over every
     core) and restored after.
@@ -450,9 +443,12 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
                 for i in range(lane, b, threads):
                     out[i : i + 1] = _wpe_chunk(y[i : i + 1], cfg, buffers[lane], matmul, lapack=lapack)
 
-            with ThreadPoolExecutor(threads) as pool:
-                for f in [pool.submit(work, lane) for lane in range(threads)]:
-                    f.result()
+            if threads == 1:
+                work(0)
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    for f in [pool.submit(work, lane) for lane in range(threads)]:
+                        f.result()
     finally:
         torch.set_num_threads(saved)
         for buf in buffers:
