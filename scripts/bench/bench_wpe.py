@@ -9,7 +9,9 @@ and as medians over ``--repeats`` runs in this one process:
 * nara_wpe complex128 and complex64 (its BLAS held to 1 thread, as the old extraction did);
 * ours, complex128, all clips as one batch with ``--threads`` torch threads (on a CPU with 2 or
   more: one clip per thread, each on one core), and the FLOP of its products: as computed and
-  as needed (the triangle; see :mod:`seld.features.wpe`);
+  as needed (the triangle; see :mod:`seld.features.wpe`); on a CPU also ours with torch's
+  products instead of the compiled kernel (:mod:`seld.features.native`), as it runs where no C
+  compiler is found;
 * accuracy: max |ours - nara_wpe| / max |nara_wpe| per clip in complex128, and of complex64
   (ours and nara_wpe's) against the complex128 reference (the spec's "complex64 is unstable");
 * with ``--profile``, where our time goes: the phases of :mod:`seld.features.wpe` (lag products,
@@ -27,6 +29,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "2")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -40,7 +43,8 @@ import torch  # noqa: E402
 
 from seld.features.params import WpeConfig  # noqa: E402
 from seld.features.stft import stft  # noqa: E402
-from seld.features.wpe import stored_lags, wpe, wpe_reference  # noqa: E402
+from seld.features import native  # noqa: E402
+from seld.features.wpe import _first_rows, stored_lags, wpe, wpe_reference  # noqa: E402
 
 
 def simulated_mid_spectra(clips: int, seconds: float = 5.0) -> torch.Tensor:
@@ -57,13 +61,31 @@ def simulated_mid_spectra(clips: int, seconds: float = 5.0) -> torch.Tensor:
     return torch.stack(specs)
 
 
-def flops(spec_shape: tuple[int, ...], cfg: WpeConfig) -> tuple[float, float]:
-    """(FLOP of our products as computed, FLOP of the needed part: ``R``'s triangle and ``P``) for the batch."""
+def flops(spec_shape: tuple[int, ...], cfg: WpeConfig, kernel: native.Kernel | None) -> tuple[float, float]:
+    """(FLOP of our products as computed, FLOP of the needed part: ``R``'s triangle and ``P``) for
+    the batch; computed by the compiled kernel (whole register tiles) or, without it, by a BLAS
+    product of the whole rectangle."""
     b, f, t = spec_shape
     k = cfg.taps
-    done = cfg.iterations * b * f * (k + 1) * stored_lags(k) * t * 2 * 2  # real (K+1, T) @ (T, 2L)
+    lz = stored_lags(k)
+    if kernel is None:
+        entries = (k + 1) * 2 * lz  # real (K+1, T) @ (T, 2L)
+    else:
+        entries = kernel.computed(_first_rows(cfg.delay, k, lz, kernel.tile_cols), k + 1)
+    done = cfg.iterations * b * f * entries * t * 2
     needed = cfg.iterations * b * f * (k * (k + 1) / 2 + k) * t * 2 * 2
     return float(done), float(needed)
+
+
+@contextlib.contextmanager
+def without_kernel():
+    """WPE as it runs where the compiled kernel is not available: torch's products."""
+    saved = native.kernel
+    native.kernel = lambda: None
+    try:
+        yield
+    finally:
+        native.kernel = saved
 
 
 class PhaseTimer:
@@ -162,7 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     t_ref32 = median_time(nara32, args.repeats) / args.clips
     ref32 = nara32()
     ours32 = run_ours(torch.complex64)
-    done, needed = flops(tuple(spec.shape), cfg)
+    kernel = native.kernel() if dev.type == "cpu" else None
+    done, needed = flops(tuple(spec.shape), cfg, kernel)
+    if kernel is not None:
+        with without_kernel():
+            run_ours()
+            t_torch = median_time(run_ours, args.repeats) / args.clips
+            ours_torch = run_ours()
+        done_torch = flops(tuple(spec.shape), cfg, None)[0]
 
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
@@ -173,6 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  nara_wpe complex64,  per clip, BLAS 1 thread : {t_ref32:8.3f} s/clip")
     print(f"  ours     complex128, one batch              : {t_ours:8.3f} s/clip   "
           f"({t_ref / t_ours:.1f}x nara complex128, {t_ref32 / t_ours:.1f}x nara complex64)")
+    if kernel is not None:
+        print(f"  ours     complex128, torch products         : {t_torch:8.3f} s/clip   "
+              f"({t_torch / t_ours:.2f}x the time with the compiled kernel; the two differ by "
+              f"{max(rel_err(ours[i].numpy(), ours_torch[i].numpy()) for i in range(args.clips)):.1e})")
+        print(f"  compiled kernel {kernel.path.name}: register tile {kernel.tile_rows} rows x "
+              f"{kernel.tile_cols} columns; torch products {done_torch / args.clips / 1e9:.2f} GFLOP/clip")
+    elif dev.type == "cpu":
+        print("  no compiled kernel (see the warning above): torch products")
     print(f"  ours: products {done / args.clips / 1e9:.2f} GFLOP/clip as computed "
           f"({needed / args.clips / 1e9:.2f} needed: the triangle of R and P); whole WPE at "
           f"{done / args.clips / t_ours / 1e9:.1f} GFLOP/s of product work")

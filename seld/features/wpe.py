@@ -14,47 +14,45 @@ The arithmetic that makes it fast (all bins of all clips of a chunk at once, no 
 bins or taps): ``R`` is Hermitian with ``R[k, k+m] = sum_s lam[s+d+k] y[s] conj(y[s-m])``; the lag
 products ``z_m[s] = conj(y[s]) y[s-m]`` (m = 0 .. L-1, ``L = stored_lags(K)`` = 64 for K = 60) do
 not change between iterations and ``lam[s+d+k]`` is a Hankel matrix of the weights. So each
-iteration is ONE real x complex batched matmul ``[lam; Hankel rows] (K+1, T) @ z (T, L)`` per
-(clip, bin) that gives ``conj(R)``'s upper triangle (row ``k`` as its lags) and ``P``'s lags below
-``L`` together (``P``'s highest lags come from their own small lag products). With the lags in
-unfold's natural descending order and the Hankel rows of ``R``'s rows in descending order, the
-upper triangle lands where ``conj(J R J)``'s lower triangle (``J`` reverses the order) is a strided
-VIEW of the product, which is also ``J R J``'s upper triangle in LAPACK's column-major layout
-(leading dimension ``L-1 >= K``). So on a CPU, LAPACK's ``zposv`` factorises and solves each bin's
-block in place (:class:`_Lapack`: no gather, no copy, no mirror); on a GPU, torch's batched
-Cholesky reads the view; LU on the full matrix where Cholesky fails and a pseudo-inverse where
-``R`` is singular, as nara_wpe's ``solve`` / ``lstsq``. The prediction ``G^H ytil`` is an FFT
-convolution.
+iteration is ONE real x complex product ``[Hankel rows; lam] (K+1, T) @ z (T, L)`` per (clip, bin)
+that gives ``conj(R)``'s upper triangle (row ``k`` as its lags) and ``P``'s lags below ``L``
+together (``P``'s highest lags come from their own small lag products). With the lags in unfold's
+natural descending order and the Hankel rows of ``R``'s rows in descending order, the upper
+triangle lands where ``conj(J R J)``'s lower triangle (``J`` reverses the order) is a strided VIEW
+of the product, which is also ``J R J``'s upper triangle in LAPACK's column-major layout (leading
+dimension ``L-1 >= K``). So the solvers read the products where they are (no gather, no copy,
+no mirror): on a CPU the compiled kernel's Cholesky of several bins at once (one per SIMD lane,
+:func:`_kernel_solve`) or, without it, LAPACK's ``zposv`` in place on each bin's block
+(:class:`_Lapack`); on a GPU, torch's batched Cholesky of the view; LU on the full matrix where
+Cholesky fails and a pseudo-inverse where ``R`` is singular, as nara_wpe's ``solve`` / ``lstsq``.
+The prediction ``G^H ytil`` is an FFT convolution.
+
+Who forms the products: on a CPU in complex128, the compiled kernel of
+:mod:`seld.features.native` (``wpe_kernel.c``, built on first use with the machine's C compiler)
+forms only the entries that are read (R's triangle and P), reading the weights in place and
+forming each column tile's lag products from the frames into a buffer that stays in the cache;
+elsewhere (GPU, complex64, no compiler) a batched BLAS product of the whole rectangle from a
+copied Hankel matrix and lag products stored for the whole chunk (132 MB per 5 s clip).
 
 Cost per clip (F = 513 bins, T = 251 frames, K = 60, d = 5, 5 iterations), real multiply-add =
-2 FLOP: the matmul is ``5 * 513 * 61 * 251 * 128 * 2`` = 10.0 GFLOP, of which the needed triangle
-and ``P`` are 48 % (4.9 GFLOP: the arithmetic floor of this formulation; nara_wpe's direct complex
-``ytil Lambda ytil^H`` is 18.5 GFLOP, or 9.3 using its Hermitian symmetry). Computing the whole
-rectangle pays on a CPU: a 61 x 128 block runs at 62-78 GFLOP/s in MKL, a 31-row one with 60 or
-130 columns at ~40, so both the two-group triangle of an earlier version (7.5 GFLOP) and row groups
-over this layout (71 % of the work) took longer; with ``2L`` a multiple of 8 columns MKL is
-15-25 % faster per FLOP than with 130. The Cholesky factorisations are ``5 * 513 * 60^3 / 3``
-complex multiply-adds = 1.5 GFLOP, at LAPACK's small-matrix speed (~25 us per 60 x 60 ``zposv``).
-The lag products are ``513 * 251 * 64`` complex numbers, 132 MB per clip in complex128, which
-bounds the clips per chunk; they are kept between calls (:func:`_take_buffer`).
+2 FLOP: the needed triangle and ``P`` are 4.9 GFLOP (nara_wpe's direct complex
+``ytil Lambda ytil^H`` is 18.5 GFLOP, or 9.3 using its Hermitian symmetry); the kernel computes
+5.9 (whole 8 x 16 register tiles), the BLAS rectangle 10.0 (``5 * 513 * 61 * 251 * 128 * 2``). The
+Cholesky factorisations are ``5 * 513 * 60^3 / 3`` complex multiply-adds = 1.5 GFLOP: LAPACK's
+small-matrix code takes ~30 us per 60 x 60 ``zposv``, the kernel's lane-parallel one ~11 us per
+system (57 systems: 0.63 ms against 1.46, one core).
 
 Where the time goes (``bench_wpe.py --clips 4 --threads 2 --profile``, Intel Xeon with AVX-512,
-2 cores, 2026-11-27): 0.173 s per clip (nara_wpe 0.961 there: 5.6x), i.e. 0.336 core-seconds per
-clip: products 0.161 (10.0 GFLOP at 62.5 GFLOP/s; this CPU's large-matrix peak is 78), LAPACK
-solves 0.084, lag products 0.028, Hankel weights 0.025, prediction 0.018, the rest (powers,
-``P``'s highest lags, allocation) 0.020. Same process, 4 clips, medians of 5, 2 cores: the first
-batched version (two row groups, a gather of the full ``R``, numpy's LU) 0.277 s per clip, the
-strided view with torch's batched Cholesky 0.196, with LAPACK in place 0.175 (results 1.6e-7 of
-the clip's largest value apart); this virtual machine's speed drifts by ~10 % over an hour (the
-same code took 0.155 in a faster spell). With several torch threads on a CPU, clips go to threads
-(one core each, :func:`_wpe_cpu_threads`).
-
-The speed issue's 0.15 s per clip on 2 cores is 0.30 core-seconds: the products and the solves
-alone take 0.245 (the products even at the machine's peak 0.13), leaving 0.055 for the lag
-products, weights, prediction and powers, which take 0.09; reached in this CPU's fast spells, not
-reliably. complex64 would double the product speed but is not an option: ``R`` has condition
-numbers up to 1e6-1e7 and complex64 products give errors of the order of the signal (measured in
-``bench_wpe.py``).
+2 cores, 2026-11-27): 0.083 s per clip (nara_wpe 0.903 in that run: 11x; torch's products and
+LAPACK instead of the kernel 0.166), i.e. 0.162 core-seconds per clip: products 0.087 (68 GFLOP/s
+of computed work; this CPU's large-matrix peak is 78), solves 0.035, prediction 0.011, lag
+products for ``P``'s tail 0.003, the rest (powers, allocation, threads) 0.026. Without the kernel
+the products took 0.161 core-seconds, the Hankel weights 0.025, the lag products 0.028 and
+LAPACK's solves 0.080: MKL's rectangle ran at 62.5 GFLOP/s but twice the work, and the lag
+products streamed from memory in every iteration. With several torch threads on a CPU, clips go to threads (one core each,
+:func:`_wpe_cpu_threads`). complex64 would double the product speed but is not an option: ``R``
+has condition numbers up to 1e6-1e7 and complex64 products give errors of the order of the
+signal (measured in ``bench_wpe.py``).
 
 ``nara_wpe`` stays the reference (:func:`wpe_reference`), used by the tests and
 ``scripts/bench/bench_wpe.py``.
@@ -70,6 +68,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from seld.features import native
+from seld.features.native import Kernel
 from seld.features.params import WpeConfig
 
 EPS_SCALE = 1e-10
@@ -193,9 +193,9 @@ def _solve_hermitian_lower(view: torch.Tensor, rhs: torch.Tensor, lower: torch.T
 
 
 def _weights(lam_pad: torch.Tensor, t: int, d: int, k: int, out: torch.Tensor, use_numpy: bool | None = None) -> None:
-    """Weight rows of the products into ``out (r, K+1, T)``: row 0 = ``lam`` (for ``P``), row
-    ``1 + rho`` = ``lam[s + d + K-1-rho]`` (the Hankel row of ``R``'s row ``K-1-rho``, zero past the
-    clip end). ``lam_pad (r, T + d + K)`` is ``lam`` padded with zeros at the end.
+    """Weight rows of the products into ``out (r, K+1, T)``: row ``rho < K`` = ``lam[s + d + K-1-rho]``
+    (the Hankel row of ``R``'s row ``K-1-rho``, zero past the clip end), row ``K`` = ``lam`` (for
+    ``P``). ``lam_pad (r, T + d + K)`` is ``lam`` padded with zeros at the end.
 
     The Hankel rows come in DESCENDING order of ``R``'s rows: a reversed window, which numpy copies
     straight from a negative-stride view (torch has no negative strides and would copy twice);
@@ -204,11 +204,31 @@ def _weights(lam_pad: torch.Tensor, t: int, d: int, k: int, out: torch.Tensor, u
         use_numpy = out.device.type == "cpu"
     if use_numpy:
         dst, src = out.numpy(), lam_pad.numpy()
-        dst[:, 0] = src[:, :t]
-        dst[:, 1:] = np.lib.stride_tricks.sliding_window_view(src, t, axis=-1)[:, d : d + k][:, ::-1]
+        dst[:, k] = src[:, :t]
+        dst[:, :k] = np.lib.stride_tricks.sliding_window_view(src, t, axis=-1)[:, d : d + k][:, ::-1]
     else:
-        out[:, 0] = lam_pad[:, :t]
-        out[:, 1:] = lam_pad.unfold(-1, t, 1)[:, d : d + k].flip(1)
+        out[:, k] = lam_pad[:, :t]
+        out[:, :k] = lam_pad.unfold(-1, t, 1)[:, d : d + k].flip(1)
+
+
+def _weight_offsets(d: int, k: int) -> np.ndarray:
+    """Where each row of :func:`_weights` starts in ``lam_pad`` (the compiled kernel reads them there)."""
+    return np.array([d + k - 1 - rho for rho in range(k)] + [0], dtype=np.int64)
+
+
+def _first_rows(d: int, k: int, lz: int, tile_cols: int) -> np.ndarray:
+    """Per column tile of ``tile_cols`` real columns of the products: the first row anyone reads.
+    Row ``rho < K`` holds ``R``'s lags ``m <= rho`` (the triangle) from column ``2 (L-1-rho)`` on,
+    row ``K`` holds ``P``'s lags ``>= d`` below column ``2 (L-d)``; the kernel forms the rows from
+    the first to the last (the ``P`` row also in tiles where it is not needed)."""
+    first = []
+    for j in range(2 * lz // tile_cols):
+        lo, hi = j * tile_cols, (j + 1) * tile_cols
+        need = [rho for rho in range(k) if 2 * (lz - 1 - rho) < hi]
+        if lo < 2 * (lz - d):
+            need.append(k)
+        first.append(min(need, default=k + 1))
+    return np.array(first, dtype=np.int32)
 
 
 def _numpy_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -223,19 +243,20 @@ def _torch_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.
 def _lower_view(fc: torch.Tensor, k: int, lz: int) -> torch.Tensor:
     """``conj(J R J)``'s lower triangle as a strided view of complex products ``fc (r, (K+1) L)``
     (one bin per row; :func:`_wpe_chunk` for the layout): ``(r, K, K)``, leading dimension ``L-1``."""
-    return fc.as_strided((fc.shape[0], k, k), (fc.stride(0), lz - 1, 1), fc.storage_offset() + 2 * lz - 1)
+    return fc.as_strided((fc.shape[0], k, k), (fc.stride(0), lz - 1, 1), fc.storage_offset() + lz - 1)
 
 
 def stored_lags(taps: int) -> int:
-    """Lags kept in the lag products: ``K + 1`` rounded up to a multiple of 4. At least ``K + 1``
+    """Lags kept in the lag products: ``K + 1`` rounded up to a multiple of 8. At least ``K + 1``
     so that the strided view of ``R`` has a leading dimension >= K (LAPACK's rule, for the
-    in-place CPU solve); ``2 * lags`` a multiple of 8, where MKL runs these products fastest."""
-    return -(-(taps + 1) // 4) * 4
+    in-place CPU solve); ``2 * lags`` a multiple of 16: whole column tiles of the compiled kernel
+    (:mod:`seld.features.native`), and a multiple of 8, where MKL runs these products fastest."""
+    return -(-(taps + 1) // 8) * 8
 
 
 def _wpe_chunk(
-    y: torch.Tensor, cfg: WpeConfig, buffer: torch.Tensor, matmul=_torch_matmul, rows: int | None = None,
-    lapack: "_Lapack | None" = None,
+    y: torch.Tensor, cfg: WpeConfig, buffer: torch.Tensor | None, matmul=_torch_matmul, rows: int | None = None,
+    lapack: "_Lapack | None" = None, kernel: "Kernel | None" = None,
 ) -> torch.Tensor:
     """WPE of ``y (b, F, T)`` complex (already in the working dtype) -> ``(b, F, T)``.
 
@@ -245,15 +266,18 @@ def _wpe_chunk(
     single-threaded CPU). ``rows``: (clip, bin) rows formed and solved together (default: ``ROWS``
     on a CPU, all on a GPU). ``lapack``: LAPACK's Cholesky called in place on the product
     (:func:`_cpu_lapack`; CPU, complex128), else torch's batched Cholesky of the view.
+    ``kernel``: the compiled CPU kernel (:func:`seld.features.native.kernel`; complex128) forms the
+    products instead of ``matmul`` (only the triangle that is read, from the weights and the
+    frames; ``buffer`` is not used) and solves instead of ``lapack``.
 
     Layout (see the module docstring), with ``L = stored_lags(K)``: the lag products
     ``z[s, c] = conj(y[s]) y[s - (L-1-c)]`` (lags descending, unfold's natural order) and the
-    weight rows ``[lam; Hankel rows of R's rows K-1 .. 0]`` give
-    ``prod[1 + rho, c] = conj(R[k', k'+m])`` with ``k' = K-1-rho``, ``m = L-1-c``; in the reversed
-    indices ``a = K-1-k'``, ``b = K-1-j`` that element sits at ``2L-1 + a (L-1) + b`` of the bin's
-    ``(K+1) x L`` block, so ``conj(J R J)``'s lower triangle is a strided VIEW of the product (no
-    gather; ``J`` reverses the order): row-major with leading dimension ``L-1``, i.e. ``J R J``'s
-    upper triangle in LAPACK's column-major layout.
+    weight rows ``[Hankel rows of R's rows K-1 .. 0; lam]`` give
+    ``prod[rho, c] = conj(R[k', k'+m])`` with ``k' = K-1-rho``, ``m = L-1-c``, and ``P``'s lags in
+    row ``K``; in the reversed indices ``a = K-1-k'``, ``b = K-1-j`` that element of ``R`` sits at
+    ``L-1 + a (L-1) + b`` of the bin's ``(K+1) x L`` block, so ``conj(J R J)``'s lower triangle is
+    a strided VIEW of the product (no gather; ``J`` reverses the order): row-major with leading
+    dimension ``L-1``, i.e. ``J R J``'s upper triangle in LAPACK's column-major layout.
     """
     b, nf, t = y.shape
     k, d = cfg.taps, cfg.delay
@@ -264,11 +288,14 @@ def _wpe_chunk(
     rows = -(-n // -(-n // max(1, rows)))  # at most `rows`, in equal chunks
     yr = y.reshape(n, t)
     with torch.profiler.record_function("wpe.lag_products"):
-        zc = buffer[: n * t * lz].view(n, t, lz)
         ypad = torch.nn.functional.pad(yr, (lz - 1, 0))
-        for i in range(0, n, rows):  # [s, c] = conj(y[s]) y[s - (L-1-c)]
-            torch.mul(yr[i : i + rows].conj().unsqueeze(-1), ypad[i : i + rows].unfold(-1, lz, 1), out=zc[i : i + rows])
-        zr = torch.view_as_real(zc).reshape(n, t, 2 * lz)  # real view [re, im] per lag
+        if kernel is None:
+            zc = buffer[: n * t * lz].view(n, t, lz)
+            for i in range(0, n, rows):  # [s, c] = conj(y[s]) y[s - (L-1-c)]
+                torch.mul(yr[i : i + rows].conj().unsqueeze(-1), ypad[i : i + rows].unfold(-1, lz, 1), out=zc[i : i + rows])
+            zr = torch.view_as_real(zc).reshape(n, t, 2 * lz)  # real view [re, im] per lag
+        else:  # the kernel forms them from the frames, tile by tile
+            yp = torch.view_as_real(ypad)
         # P needs lags d .. d+K-1: the products give those below L, the n_tail highest ones
         # (lags max(L, d) .. K+d-1) come from their own small lag products, highest lag first:
         # tail[:, i] = lag K+d-1-i.
@@ -280,13 +307,17 @@ def _wpe_chunk(
         # FFT of the observation for the prediction (linear convolution: no wrap-around).
         nfft = _fast_fft_size(t + d + k - 1)
         y_f = torch.fft.fft(yr, n=nfft)
-    weights = torch.empty(rows, k + 1, t, dtype=zr.dtype, device=y.device)
-    prod = torch.empty(rows, k + 1, 2 * lz, dtype=zr.dtype, device=y.device)
+    real = y.real.dtype
+    if kernel is None:
+        weights = torch.empty(rows, k + 1, t, dtype=real, device=y.device)
+    else:
+        w_off, first_rows = _weight_offsets(d, k), _first_rows(d, k, lz, kernel.tile_cols)
+    prod = torch.empty(rows, k + 1, 2 * lz, dtype=real, device=y.device)
     flat = torch.view_as_complex(prod.view(rows, (k + 1) * lz, 2))
     lower = torch.ones(k, k, dtype=torch.bool, device=y.device).tril()
     taps_f = torch.zeros(n, nfft, dtype=y.dtype, device=y.device)
     rhs = torch.empty(rows, k, 1, dtype=y.dtype, device=y.device)
-    first = lz - d - k + n_tail  # column of p[K-1-n_tail] in row 0
+    first = k * lz + lz - d - k + n_tail  # where row K holds p[K-1-n_tail]
     x = yr.clone()
     for _ in range(cfg.iterations):
         lam_all = _inverse_power(x.reshape(b, nf, t), cfg.psd_context).reshape(n, t)
@@ -297,19 +328,29 @@ def _wpe_chunk(
         p_tail = None if tail is None else torch.view_as_complex(torch.matmul(lam_all[:, None, None, :], tail).squeeze(2))
         for i in range(0, n, rows):
             r = min(rows, n - i)
-            with torch.profiler.record_function("wpe.weights"):
-                _weights(lam_pad[i : i + r], t, d, k, weights[:r])
-            with torch.profiler.record_function("wpe.products"):
-                matmul(weights[:r], zr[i : i + r], prod[:r])
+            if kernel is None:
+                with torch.profiler.record_function("wpe.weights"):
+                    _weights(lam_pad[i : i + r], t, d, k, weights[:r])
+                with torch.profiler.record_function("wpe.products"):
+                    matmul(weights[:r], zr[i : i + r], prod[:r])
+            else:
+                with torch.profiler.record_function("wpe.products"):
+                    kernel.products(lam_pad[i : i + r], w_off, yp[i : i + r], prod[:r], first_rows)
             with torch.profiler.record_function("wpe.solve"):
                 fc = flat[:r]
-                # J p: p[K-1-a] for a = 0 .. K-1 (row 0 holds p[k] at column L-1-d-k)
+                # J p: p[K-1-a] for a = 0 .. K-1 (row K holds p[k] at column L-1-d-k)
                 rj = rhs[:r, :, 0]
                 if p_tail is not None:
                     rj[:, :n_tail] = p_tail[i : i + r]
-                rj[:, n_tail:] = fc[:, first : lz - d]
-                if lapack is not None:
-                    w = lapack.solve(prod, r, k, lz, rhs, lambda bad: torch.matmul(weights[bad], zr[i + bad]))
+                rj[:, n_tail:] = fc[:, first : k * lz + lz - d]
+                if kernel is not None:
+                    w = _kernel_solve(kernel, fc, k, lz, rhs[:r], lower)
+                elif lapack is not None:
+
+                    def redo(bad: torch.Tensor, i: int = i) -> torch.Tensor:
+                        return torch.matmul(weights[bad], zr[i + bad])
+
+                    w = lapack.solve(prod, r, k, lz, rhs, redo)
                 else:
                     rj.conj_physical_()
                     w = _solve_hermitian_lower(_lower_view(fc, k, lz), rhs[:r], lower)  # J conj(g)
@@ -320,6 +361,20 @@ def _wpe_chunk(
     return x.reshape(b, nf, t)
 
 
+def _kernel_solve(kernel: Kernel, fc: torch.Tensor, k: int, lz: int, rhs: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
+    """The compiled kernel's batched Cholesky on the view of the products (``J R J``'s upper
+    triangle, column-major): ``rhs (r, K, 1)`` holds ``J p``; returns ``J conj(g)``. The products
+    are only read, so a block whose factorisation fails goes straight to LU / the pseudo-inverse
+    (:func:`_solve_hermitian_lower`, as nara_wpe's ``solve`` / ``lstsq``)."""
+    view = _lower_view(fc, k, lz)
+    info = kernel.solve(view.mT, rhs[:, :, 0])
+    bad = np.flatnonzero(info)
+    if bad.size:
+        rows = torch.from_numpy(bad)
+        rhs[rows] = _solve_hermitian_lower(view[rows], rhs[rows].conj(), lower).conj()
+    return rhs.conj_physical_()
+
+
 class _Lapack:
     """LAPACK's ``zposv`` (scipy's, through its ``cython_lapack`` function pointer) called by
     ctypes on each bin's block of the product, in place: the block is ``J R J``'s upper triangle in
@@ -328,7 +383,8 @@ class _Lapack:
     :func:`_wpe_cpu_threads` solve at once (OpenBLAS does not thread a 60 x 60 factorisation). One
     Intel Xeon core, 64 systems of 60 x 60: 1.7 ms (``zpotrf`` + ``zpotrs``) against 2.8 for
     torch's batched Cholesky of the view and two triangular solves (which copy the matrices
-    first); ``zposv`` saves one call per system.
+    first); ``zposv`` saves one call per system. (The compiled kernel's Cholesky, several bins at
+    once, takes 0.63 ms for 57 systems where this takes 1.46: :func:`_kernel_solve`.)
 
     A block whose factorisation fails (``R`` not numerically positive definite) was partly
     overwritten (its right-hand side was not): its product is formed again and solved by
@@ -346,7 +402,7 @@ class _Lapack:
                                         ctypes.c_int(k), ctypes.c_int(1), ctypes.c_int(0))
         a_uplo, a_n, a_lda, a_ldb, a_one, a_info = (ctypes.addressof(v) for v in (uplo, n, lda, ldb, one, info))
         item = prod.element_size() * 2  # bytes per complex number
-        base = prod.data_ptr() + (2 * lz - 1) * item
+        base = prod.data_ptr() + (lz - 1) * item
         step = prod.stride(0) * prod.element_size()
         rb, rstep = rhs.data_ptr(), rhs.stride(0) * rhs.element_size()
         posv = self.posv
@@ -421,9 +477,10 @@ def wpe(spec: torch.Tensor, cfg: WpeConfig, dtype: torch.dtype = torch.complex12
 def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Tensor:
     """CPU: one clip at a time per thread, each on one core (one thread: in the caller's).
 
-    A clip's 513 bins already fill the batched products, and its lag-product buffer stays in use
-    and warm. The single-threaded kernels (the BLAS products, LAPACK's solve) are the fast ones
-    for these small matrices; the threads share nothing but the input and the output. torch's own
+    A clip's 513 bins already fill the batched products, and its lag-product buffer (torch's
+    products) stays in use and warm. The single-threaded kernels (the compiled kernel, or the BLAS
+    products and LAPACK's solve) are the fast ones for these small matrices; the threads share
+    nothing but the input and the output. torch's own
     thread count is held to 1 meanwhile (its operators would otherwise each spread over every
     core) and restored after.
     """
@@ -432,8 +489,9 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
     b, nf, t = y.shape
     out = torch.empty_like(y)
     per_clip = nf * t * stored_lags(cfg.taps)
-    buffers = [_take_buffer(per_clip, y.dtype) for _ in range(threads)]
-    lapack = _cpu_lapack() if y.dtype == torch.complex128 else None
+    kernel = native.kernel() if y.dtype == torch.complex128 else None
+    lapack = _cpu_lapack() if y.dtype == torch.complex128 and kernel is None else None
+    buffers = [None if kernel is not None else _take_buffer(per_clip, y.dtype) for _ in range(threads)]
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -441,7 +499,7 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
 
             def work(lane: int) -> None:
                 for i in range(lane, b, threads):
-                    out[i : i + 1] = _wpe_chunk(y[i : i + 1], cfg, buffers[lane], matmul, lapack=lapack)
+                    out[i : i + 1] = _wpe_chunk(y[i : i + 1], cfg, buffers[lane], matmul, lapack=lapack, kernel=kernel)
 
             if threads == 1:
                 work(0)
@@ -452,7 +510,8 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
     finally:
         torch.set_num_threads(saved)
         for buf in buffers:
-            _give_buffer(buf)
+            if buf is not None:
+                _give_buffer(buf)
     return out
 
 

@@ -236,37 +236,40 @@ def test_row_chunks_do_not_change_wpe(rooms: torch.Tensor, rows: int) -> None:
     np.testing.assert_allclose(chunked.numpy(), default.numpy(), rtol=0, atol=1e-10 * float(default.abs().max()))
 
 
-def test_weight_rows_are_lam_then_hankel_rows_in_descending_order() -> None:
-    # row 0 = lam[s]; row 1 + rho = lam[s + d + K-1-rho] (zero past the clip end); the numpy
-    # (negative-stride view) and torch (flip) paths lay out the same numbers
+def test_weight_rows_are_hankel_rows_in_descending_order_then_lam() -> None:
+    # row rho < K = lam[s + d + K-1-rho] (zero past the clip end), row K = lam[s]; the numpy
+    # (negative-stride view) and torch (flip) paths lay out the same numbers, and the compiled
+    # kernel's row offsets point at the same weights
     from seld.features import wpe as wpe_module
 
     t, d, k = 9, 2, 4
     lam = torch.arange(1.0, 3 * t + 1, dtype=torch.float64).reshape(3, t)
     lam_pad = torch.nn.functional.pad(lam, (0, d + k))
     expected = torch.zeros(3, k + 1, t, dtype=torch.float64)
-    expected[:, 0] = lam
+    expected[:, k] = lam
     for rho in range(k):
         for s_ in range(t):
             q = s_ + d + k - 1 - rho
-            expected[:, 1 + rho, s_] = lam[:, q] if q < t else 0.0
+            expected[:, rho, s_] = lam[:, q] if q < t else 0.0
     for use_numpy in (True, False):
         out = torch.full((3, k + 1, t), float("nan"), dtype=torch.float64)
         wpe_module._weights(lam_pad, t, d, k, out, use_numpy=use_numpy)
         assert torch.equal(out, expected), use_numpy
+    offsets = wpe_module._weight_offsets(d, k)
+    assert torch.equal(torch.stack([lam_pad[:, o : o + t] for o in offsets], 1), expected)
 
 
 def test_normal_equations_are_a_view_of_the_product() -> None:
     # one iteration by hand: R = sum_t lam ytil ytil^H and P from the definition; the product of
     # the weight rows and the lag products (L = stored_lags(K) lags) holds conj(J R J)'s lower
     # triangle at the strided view the solvers read (leading dimension L-1 >= K), and J p's
-    # entries from lags below L in row 0 (conjugated there into the right-hand side J conj(p))
+    # entries from lags below L in row K (conjugated there into the right-hand side J conj(p))
     from seld.features import wpe as wpe_module
 
     rng = np.random.default_rng(0)
     t, d, k = 30, 2, 5
     lz = wpe_module.stored_lags(k)
-    assert lz >= k + 1 and lz % 4 == 0 and wpe_module.stored_lags(60) == 64
+    assert lz >= k + 1 and lz % 8 == 0 and wpe_module.stored_lags(60) == 64 and wpe_module.stored_lags(63) == 64
     y = rng.standard_normal(t) + 1j * rng.standard_normal(t)
     lam = rng.uniform(0.5, 2.0, t)
     ytil = np.stack([np.concatenate([np.zeros(d + j), y[: t - d - j]]) for j in range(k)], axis=1)  # (T, K)
@@ -278,12 +281,13 @@ def test_normal_equations_are_a_view_of_the_product() -> None:
     weights = torch.empty(1, k + 1, t, dtype=torch.float64)
     wpe_module._weights(torch.nn.functional.pad(torch.from_numpy(lam)[None], (0, d + k)), t, d, k, weights)
     prod = torch.view_as_complex((weights @ z).reshape(1, (k + 1) * lz, 2))
-    view = prod.as_strided((1, k, k), (prod.stride(0), lz - 1, 1), 2 * lz - 1)[0].numpy()
+    view = prod.as_strided((1, k, k), (prod.stride(0), lz - 1, 1), lz - 1)[0].numpy()
+    assert torch.equal(wpe_module._lower_view(prod, k, lz)[0], torch.from_numpy(view))
     jrj = np.conj(r_ref[::-1, ::-1])
     np.testing.assert_allclose(np.tril(view), np.tril(jrj), rtol=1e-12, atol=1e-12)
-    # row 0, column L-1-m holds P's lag m = d + k entry p[k]; here lz >= d + k: all of P
+    # row K, column L-1-m holds P's lag m = d + k entry p[k]; here lz >= d + k: all of P
     assert lz >= d + k
-    np.testing.assert_allclose(prod[0, lz - d - k : lz - d].numpy(), p_ref[::-1], rtol=1e-12)
+    np.testing.assert_allclose(prod[0, k * lz + lz - d - k : k * lz + lz - d].numpy(), p_ref[::-1], rtol=1e-12)
 
 
 def test_hermitian_solve_reads_one_triangle_and_falls_back_like_nara_wpe() -> None:
@@ -308,10 +312,13 @@ def test_hermitian_solve_reads_one_triangle_and_falls_back_like_nara_wpe() -> No
     np.testing.assert_array_equal(got[2], 0.0)
 
 
-def test_lapack_solve_in_place_equals_the_solution_and_falls_back() -> None:
-    # the CPU's in-place zposv on each block of the product: positive definite -> its solution;
-    # indefinite (factorisation fails, the block is half overwritten) -> the product is formed
-    # again by `redo` and solved by LU; zero -> the pseudo-inverse's 0, as nara_wpe's lstsq
+@pytest.mark.parametrize("solver", ["lapack", "kernel"])
+def test_cpu_solves_in_place_equal_the_solution_and_fall_back(solver: str) -> None:
+    # the CPU's solves on each block of the product: positive definite -> its solution;
+    # indefinite (factorisation fails) -> LU; zero -> the pseudo-inverse's 0, as nara_wpe's
+    # lstsq. LAPACK's in-place zposv half overwrites a failed block: the product is formed again
+    # by `redo`; the compiled kernel's Cholesky only reads it.
+    from seld.features import native
     from seld.features import wpe as wpe_module
 
     lapack = wpe_module._cpu_lapack()
@@ -325,7 +332,7 @@ def test_lapack_solve_in_place_equals_the_solution_and_falls_back() -> None:
     mats = [pd, indef, np.zeros((k, k), complex)]
     prod = torch.view_as_real(torch.from_numpy(rng.standard_normal((3, (k + 1) * lz)) * (1 + 0j))).reshape(3, k + 1, 2 * lz).clone()
     flat = torch.view_as_complex(prod.view(3, (k + 1) * lz, 2))
-    view = flat.as_strided((3, k, k), (flat.stride(0), lz - 1, 1), 2 * lz - 1)
+    view = flat.as_strided((3, k, k), (flat.stride(0), lz - 1, 1), lz - 1)
     for i, m in enumerate(mats):  # the view's lower triangle is conj(M)'s: LAPACK reads M's upper
         low = torch.from_numpy(np.tril(np.conj(m)))
         view[i][torch.ones(k, k, dtype=torch.bool).tril()] = low[torch.ones(k, k, dtype=torch.bool).tril()]
@@ -338,8 +345,15 @@ def test_lapack_solve_in_place_equals_the_solution_and_falls_back() -> None:
         redone.extend(rows.tolist())
         return original[rows]
 
-    got = lapack.solve(prod, 3, k, lz, rhs, redo).numpy()
-    assert sorted(redone) == [1, 2]  # the positive definite block needed no second product
+    if solver == "lapack":
+        got = lapack.solve(prod, 3, k, lz, rhs, redo).numpy()
+        assert sorted(redone) == [1, 2]  # the positive definite block needed no second product
+    else:
+        kernel = native.kernel()
+        assert kernel is not None
+        lower = torch.ones(k, k, dtype=torch.bool).tril()
+        got = wpe_module._kernel_solve(kernel, flat, k, lz, rhs, lower).numpy()
+        assert torch.equal(prod, original)  # read only
     np.testing.assert_allclose(got[0], np.conj(np.linalg.solve(pd, b[0].numpy())), rtol=1e-10)
     np.testing.assert_allclose(got[1], np.conj(np.linalg.solve(indef, b[1].numpy())), rtol=1e-10)
     np.testing.assert_array_equal(got[2], 0.0)
@@ -373,9 +387,17 @@ def test_cpu_lapack_and_torch_solvers_give_the_same_wpe(rooms: torch.Tensor) -> 
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(b.abs().max()))
 
 
-def test_lag_product_buffers_are_kept_between_calls(rooms: torch.Tensor) -> None:
-    # a fresh 124 MB buffer per call costs a page fault per 4 KB page: the CPU keeps them
+def test_lag_product_buffers_are_kept_between_calls(rooms: torch.Tensor, monkeypatch) -> None:
+    # a fresh 132 MB buffer per call costs a page fault per 4 KB page: the CPU's torch path keeps
+    # them (the compiled kernel forms its lag products tile by tile and takes none)
+    from seld.features import native
     from seld.features import wpe as wpe_module
+
+    if native.kernel() is not None:
+        wpe_module.free_buffers()
+        wpe(rooms[:1], WpeConfig(taps=8, iterations=1))
+        assert wpe_module._POOL == []
+    monkeypatch.setattr(native, "kernel", lambda: None)
 
     cfg = WpeConfig(taps=8, iterations=1)
     wpe_module.free_buffers()

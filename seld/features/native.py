@@ -1,0 +1,195 @@
+"""The compiled CPU kernel of WPE (``wpe_kernel.c``), built on first use for the machine it runs on.
+
+The kernel forms only the needed triangle of WPE's normal equations, reading the weights where they
+are (:mod:`seld.features.wpe`), and solves them by Cholesky factorisations of several bins at once
+(one per SIMD lane). It is C, compiled once per CPU model with the machine's compiler (``$CC``, else ``cc``,
+``-O3 -march=native``) into a cache directory (``$TEXTSELD_CACHE``, else
+``$XDG_CACHE_HOME/textseld``, else ``~/.cache/textseld``) under a name that hashes the source, the
+compiler and the CPU, so nodes of a cluster sharing one home directory each get their own build and
+a changed source is rebuilt. Where there is no compiler, the build fails or the CPU's vectors hold
+fewer than 4 doubles (where the kernel is slower than a BLAS product), :func:`kernel` returns None
+with one warning and WPE runs torch's products; ``TEXTSELD_NATIVE=0`` turns the kernel off.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SOURCE = Path(__file__).with_name("wpe_kernel.c")
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared")
+MIN_TILE_COLS = 8
+"""Columns of the kernel's register tile below which it is not used: a tile is two SIMD vectors.
+Products of 57 bins (K = 60, T = 251, all in the cache), one Intel Xeon core: with 2-double vectors
+(SSE2, no ``-march``) 8.6 ms, against 3.3 ms for torch's weights and MKL's product of the whole
+rectangle; AVX2 (4 doubles) 2.5 ms, AVX-512 (8) 1.8 ms (2026-11-27)."""
+
+
+class NativeBuildError(RuntimeError):
+    """The kernel could not be compiled (no compiler, a compiler error, an unwritable cache)."""
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$TEXTSELD_CACHE``, ``$XDG_CACHE_HOME/textseld`` or
+    ``~/.cache/textseld``."""
+    if os.environ.get("TEXTSELD_CACHE"):
+        return Path(os.environ["TEXTSELD_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "textseld"
+
+
+def _cpu_identity() -> str:
+    """What ``-march=native`` depends on: the CPU's model name and feature flags."""
+    keep = []
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part"):
+                    keep.append(line.strip())
+                elif not line.strip() and keep:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    return platform.machine() + "\n" + "\n".join(keep)
+
+
+def build(cc: str | None = None, cache: Path | None = None, flags: tuple[str, ...] = FLAGS) -> Path:
+    """The compiled kernel for this machine: the cached library, else compiled now (to a temporary
+    file renamed into place, so concurrent processes never load half a file).
+
+    Raises :class:`NativeBuildError` naming the compiler and its message when that fails."""
+    cc = cc or os.environ.get("CC") or "cc"
+    compiler = shutil.which(cc)
+    if compiler is None:
+        raise NativeBuildError(f"no C compiler {cc!r} on PATH")
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise NativeBuildError(f"{compiler} --version failed: {err}") from err
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, compiler.encode(), version.encode(), " ".join(flags).encode(),
+                                     _cpu_identity().encode()])).hexdigest()[:16]
+    cache = cache or cache_dir()
+    target = cache / f"wpe_kernel-{key}.so"
+    if target.exists():
+        return target
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".wpe_kernel-", suffix=".so", dir=cache)
+        os.close(fd)
+    except OSError as err:
+        raise NativeBuildError(f"cannot write the kernel cache {cache}: {err}") from err
+    try:
+        done = subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode != 0:
+            raise NativeBuildError(f"{compiler} failed on {SOURCE} ({done.returncode}): {done.stderr.strip()[-600:]}")
+        os.replace(tmp, target)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise NativeBuildError(f"{compiler} on {SOURCE}: {err}") from err
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int
+_L = ctypes.c_int64
+
+
+class Kernel:
+    """The loaded library (:func:`kernel`): :meth:`products` and :meth:`solve` check their
+    arguments and call C (ctypes releases the GIL, so threads run them at once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        lib = ctypes.CDLL(str(path))
+        self._products = lib.wpe_products
+        self._products.argtypes = [_I, _I, _I, _I, _P, _L, _P, _P, _L, _P, _L, _P]
+        self._products.restype = ctypes.c_int
+        self._solve = lib.wpe_cholesky_solve
+        self._solve.argtypes = [_I, _I, _I, _P, _L, _P, _L, _P]
+        self._solve.restype = ctypes.c_int
+        self.tile_cols = int(lib.wpe_tile_cols())
+        self.tile_rows = int(lib.wpe_tile_rows())
+
+    def computed(self, first_row: np.ndarray, rows: int) -> int:
+        """Entries of one bin's products that :meth:`products` forms (whole row groups of whole tiles)."""
+        groups = -(-(rows - np.minimum(first_row, rows)) // self.tile_rows)
+        return int(np.minimum(groups * self.tile_rows, rows).sum()) * self.tile_cols
+
+    def products(self, w: torch.Tensor, w_off: np.ndarray, y: torch.Tensor, out: torch.Tensor,
+                 first_row: np.ndarray) -> None:
+        """Per bin ``i``: ``out[i, r, c] = sum_s w[i, w_off[r] + s] * z_i[s, c]`` for column tiles
+        ``j`` of ``tile_cols`` columns and rows ``r >= first_row[j]``, where ``z_i`` is the real view
+        of the lag products ``conj(y[s]) y[s - (L-1-c')]`` of complex column ``c' = c // 2`` with
+        ``L = ncols / 2`` lags; ``y (n, L-1 + T, 2)`` holds each bin's frames as [re, im] after
+        ``L-1`` zeros. ``w (n, >= max(w_off) + T)``, ``out (n, rows, ncols)``: float64 on the CPU,
+        each bin's block contiguous. Rows below ``first_row[j]`` of the lowest row group may be
+        written too."""
+        n, padded, two = y.shape
+        rows, ncols = out.shape[1:]
+        t = padded - ncols // 2 + 1
+        if not (w.dtype == y.dtype == out.dtype == torch.float64 and w.device.type == y.device.type == out.device.type == "cpu"):
+            raise TypeError("WPE kernel: float64 CPU tensors only")
+        if two != 2 or ncols % self.tile_cols or t < 1 or w.shape[0] != n or out.shape[0] != n:
+            raise ValueError(f"WPE kernel: shapes w {tuple(w.shape)}, y {tuple(y.shape)}, out {tuple(out.shape)}")
+        tiles = ncols // self.tile_cols
+        if w_off.shape != (rows,) or first_row.shape != (tiles,) or int(w_off.max()) + t > w.shape[1]:
+            raise ValueError(f"WPE kernel: {rows} rows, {tiles} tiles, {w.shape[1]} weights need w_off {w_off.shape}, "
+                             f"first_row {first_row.shape}, w_off + T within the weights")
+        if w.stride(1) != 1 or not y[0].is_contiguous() or not out[0].is_contiguous():
+            raise ValueError("WPE kernel: each bin's weights, frames and products must be contiguous")
+        w_off = np.ascontiguousarray(w_off, dtype=np.int64)
+        first_row = np.ascontiguousarray(first_row, dtype=np.int32)
+        if self._products(n, rows, ncols, t, w.data_ptr(), w.stride(0), w_off.ctypes.data, y.data_ptr(), y.stride(0),
+                          out.data_ptr(), out.stride(0), first_row.ctypes.data):
+            raise MemoryError(f"WPE kernel: no memory for a {t} x {self.tile_cols} buffer")
+
+    def solve(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+        """``b[i] <- a[i]^-1 b[i]`` in place for Hermitian positive definite ``a (N, n, n)`` given by
+        its upper triangle in column-major layout (``a.stride(-2) == 1``, the lower triangle is not
+        read, ``a`` is not written) and ``b (N, n)``, complex128 on the CPU: Cholesky, LANES bins
+        at a time. Returns ``info`` per system: 0, or ``j + 1`` where the ``j``-th pivot is not
+        positive (``b[i]`` then unchanged), as LAPACK's ``zposv``."""
+        nsys, n = b.shape
+        if not (a.dtype == b.dtype == torch.complex128 and a.device.type == b.device.type == "cpu"):
+            raise TypeError("WPE kernel: complex128 CPU tensors only")
+        if a.shape != (nsys, n, n) or a.stride(-2) != 1 or a.stride(-1) < n or b.stride(-1) != 1:
+            raise ValueError(f"WPE kernel: a {tuple(a.shape)} strides {a.stride()} must be column-major "
+                             f"{n} x {n} matrices for b {tuple(b.shape)} strides {b.stride()}")
+        info = np.zeros(nsys, dtype=np.int32)
+        if self._solve(nsys, n, a.stride(-1), a.data_ptr(), 2 * a.stride(0), b.data_ptr(), 2 * b.stride(0),
+                       info.ctypes.data):
+            raise MemoryError(f"WPE kernel: no memory for the factors of {n} x {n} systems")
+        return info
+
+
+@functools.lru_cache(maxsize=1)
+def kernel() -> Kernel | None:
+    """The kernel for this machine (compiled and cached on first use), or None (one warning saying
+    why; ``TEXTSELD_NATIVE=0``: None without one)."""
+    if os.environ.get("TEXTSELD_NATIVE", "1") == "0":
+        return None
+    try:
+        loaded = Kernel(build())
+    except (NativeBuildError, OSError, AttributeError) as err:
+        warnings.warn(f"WPE runs torch's products instead of its compiled kernel (about 1.4x slower): {err}",
+                      stacklevel=2)
+        return None
+    if loaded.tile_cols < MIN_TILE_COLS:
+        warnings.warn(f"WPE runs torch's products: this CPU's vectors hold {loaded.tile_cols // 2} doubles, "
+                      f"where the compiled kernel ({loaded.path}) is slower", stacklevel=2)
+        return None
+    return loaded

@@ -1,0 +1,213 @@
+"""The compiled WPE kernel (seld/features/wpe_kernel.c): its products and solves against torch /
+numpy, its build cache, and the fallback to torch where it cannot be built."""
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+import pytest
+import torch
+
+from seld.features import native
+from seld.features import wpe as wpe_module
+from seld.features.params import WpeConfig
+
+
+def needed(k: int, d: int, lz: int) -> torch.Tensor:
+    """The entries of the (K+1, 2L) products that WPE reads: R's triangle and P's lags below L."""
+    mask = torch.zeros(k + 1, 2 * lz, dtype=torch.bool)
+    for rho in range(k):
+        mask[rho, 2 * (lz - 1 - rho):] = True
+    mask[k, : max(0, 2 * (lz - d))] = True
+    return mask
+
+
+def torch_products(y: torch.Tensor, lam: torch.Tensor, k: int, d: int) -> torch.Tensor:
+    """The products as the torch path forms them: weight rows @ stored lag products."""
+    n, t = y.shape
+    lz = wpe_module.stored_lags(k)
+    lam_pad = torch.nn.functional.pad(lam, (0, d + k))
+    past = torch.nn.functional.pad(y, (lz - 1, 0)).unfold(-1, lz, 1)
+    z = torch.view_as_real(y.conj().unsqueeze(-1) * past).reshape(n, t, 2 * lz)
+    weights = torch.empty(n, k + 1, t, dtype=torch.float64)
+    wpe_module._weights(lam_pad, t, d, k, weights)
+    return weights @ z
+
+
+def kernel_products(kern: native.Kernel, y: torch.Tensor, lam: torch.Tensor, k: int, d: int) -> torch.Tensor:
+    n, t = y.shape
+    lz = wpe_module.stored_lags(k)
+    out = torch.full((n + 1, k + 1, 2 * lz), 7.0, dtype=torch.float64)  # one bin more: must stay untouched
+    kern.products(torch.nn.functional.pad(lam, (0, d + k)), wpe_module._weight_offsets(d, k),
+                  torch.view_as_real(torch.nn.functional.pad(y, (lz - 1, 0))), out[:n],
+                  wpe_module._first_rows(d, k, lz, kern.tile_cols))
+    assert torch.equal(out[n], torch.full_like(out[n], 7.0))
+    return out[:n]
+
+
+@pytest.fixture(scope="module")
+def kern() -> native.Kernel:
+    found = native.kernel()
+    assert found is not None, "the compiled kernel must build on the test machine (a C compiler, AVX)"
+    return found
+
+
+@pytest.mark.parametrize("k, d, t", [(60, 5, 251), (7, 2, 40), (3, 1, 9), (4, 6, 12), (20, 3, 5), (9, 2, 33)])
+def test_kernel_products_equal_torch_on_what_wpe_reads(kern: native.Kernel, k: int, d: int, t: int) -> None:
+    # every entry WPE reads (R's triangle, P's lags) equals the BLAS product of the whole
+    # rectangle; clips shorter than the lags (t < L) and K + 1 below a register tile included
+    rng = np.random.default_rng(k * 100 + t)
+    n = 5
+    y = torch.from_numpy(rng.standard_normal((n, t)) + 1j * rng.standard_normal((n, t)))
+    lam = torch.from_numpy(rng.uniform(0.1, 3.0, (n, t)))
+    ref = torch_products(y, lam, k, d)
+    got = kernel_products(kern, y, lam, k, d)
+    mask = needed(k, d, wpe_module.stored_lags(k))
+    scale = float(ref.abs().max())
+    np.testing.assert_allclose(got[:, mask].numpy(), ref[:, mask].numpy(), rtol=0, atol=1e-14 * scale)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 instruction sets")
+@pytest.mark.parametrize("flags, tile_cols", [(("-O2", "-fPIC", "-shared"), 4),
+                                               (("-O3", "-mavx2", "-mfma", "-fPIC", "-shared"), 8)])
+def test_kernel_builds_for_narrower_vectors_give_the_same_products(tmp_path, flags, tile_cols) -> None:
+    # other CPUs get other vector widths (SSE2: 2 doubles, AVX2: 4): same numbers
+    kern = native.Kernel(native.build(cache=tmp_path, flags=flags))
+    assert kern.tile_cols == tile_cols
+    rng = np.random.default_rng(1)
+    k, d, t = 13, 3, 50
+    y = torch.from_numpy(rng.standard_normal((3, t)) + 1j * rng.standard_normal((3, t)))
+    lam = torch.from_numpy(rng.uniform(0.1, 3.0, (3, t)))
+    mask = needed(k, d, wpe_module.stored_lags(k))
+    ref = torch_products(y, lam, k, d)[:, mask]
+    np.testing.assert_allclose(kernel_products(kern, y, lam, k, d)[:, mask].numpy(), ref.numpy(),
+                               rtol=0, atol=1e-14 * float(ref.abs().max()))
+
+
+def test_first_rows_cover_exactly_the_rows_read_per_tile() -> None:
+    # tile j's rows from first_row[j] to the last include every row read in the tile, and
+    # first_row[j] itself is read there
+    for k, d, cols in [(60, 5, 16), (60, 5, 8), (7, 2, 16), (4, 6, 8)]:
+        lz = wpe_module.stored_lags(k)
+        mask = needed(k, d, lz)
+        first = wpe_module._first_rows(d, k, lz, cols)
+        for j, f in enumerate(first):
+            rows = mask[:, j * cols : (j + 1) * cols].any(1).nonzero().flatten().tolist()
+            assert (not rows and f == k + 1) or (min(rows) == f), (k, d, cols, j)
+
+
+def test_wpe_with_the_kernel_equals_wpe_with_torch_products(rooms_small: torch.Tensor, kern, monkeypatch) -> None:
+    cfg = WpeConfig(taps=20, iterations=2)
+    with_kernel = wpe_module.wpe(rooms_small, cfg)
+    monkeypatch.setattr(native, "kernel", lambda: None)
+    without = wpe_module.wpe(rooms_small, cfg)
+    np.testing.assert_allclose(with_kernel.numpy(), without.numpy(), rtol=0, atol=1e-9 * float(without.abs().max()))
+
+
+@pytest.fixture(scope="module")
+def rooms_small() -> torch.Tensor:
+    """Mid spectra (2, 513, 101) of two simulated 2 s clips."""
+    from seld.data.synth import render_single_source
+    from seld.features.stft import stft
+
+    specs = []
+    for i, (az, rt) in enumerate([(20.0, 0.4), (-70.0, 0.8)]):
+        audio = render_single_source(az, 2.0, rt60=rt, seed=i, class_idx=1 + i)[:, :48000]
+        specs.append(stft(torch.from_numpy(0.5 * (audio[0].astype(np.float64) + audio[1])), 1024, 480, 960))
+    return torch.stack(specs)
+
+
+@pytest.mark.parametrize("n, count", [(5, 3), (60, 11)])
+def test_kernel_solve_equals_numpy_and_fails_like_zposv(kern: native.Kernel, n: int, count: int) -> None:
+    # Cholesky of several systems at once (one per SIMD lane; counts not a multiple of the lanes),
+    # column-major upper triangles with a leading dimension above the order (as the view of the
+    # products has), the lower triangle holding garbage; condition numbers up to ~1e7 as WPE's R;
+    # a negative definite and a NaN system fail (info > 0) and keep their right-hand sides
+    rng = np.random.default_rng(n)
+    lda = n + 3
+    x = rng.standard_normal((count, n, 2 * n)) + 1j * rng.standard_normal((count, n, 2 * n))
+    x[:, :, :2] *= 3e3  # a few strong directions: ill-conditioned
+    mats = x @ x.conj().transpose(0, 2, 1)
+    mats[1] = -mats[1]
+    mats[2, 0, 0] = np.nan
+    store = torch.from_numpy(rng.standard_normal((count, n, lda)) * (1 + 1j) * 1e3)  # [i, k, j] = A[j, k]
+    upper = torch.from_numpy(np.triu(mats)).transpose(1, 2)
+    keep = torch.ones(n, n, dtype=torch.bool).tril()  # [k, j] with j <= k
+    for i in range(count):
+        store[i, :, :n][keep] = upper[i][keep]
+    rhs = rng.standard_normal((count, n)) + 1j * rng.standard_normal((count, n))
+    b = torch.from_numpy(rhs.copy())
+    info = kern.solve(store[:, :, :n].mT, b)
+    assert info[0] == 0 and info[1] == 1 and info[2] > 0 and not info[3:].any()
+    np.testing.assert_array_equal(b[1:3].numpy(), rhs[1:3])
+    for i in [0, *range(3, count)]:
+        ref = np.linalg.solve(mats[i], rhs[i])
+        assert np.linalg.cond(mats[i]) > 1e5
+        np.testing.assert_allclose(b[i].numpy(), ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+
+
+def test_kernel_checks_its_arguments(kern: native.Kernel) -> None:
+    k, d, t, n = 4, 2, 10, 2
+    lz = wpe_module.stored_lags(k)
+    lam_pad = torch.ones(n, t + d + k, dtype=torch.float64)
+    yp = torch.zeros(n, lz - 1 + t, 2, dtype=torch.float64)
+    out = torch.empty(n, k + 1, 2 * lz, dtype=torch.float64)
+    offsets, first = wpe_module._weight_offsets(d, k), wpe_module._first_rows(d, k, lz, kern.tile_cols)
+    with pytest.raises(TypeError, match="float64"):
+        kern.products(lam_pad.float(), offsets, yp, out, first)
+    with pytest.raises(ValueError, match="w_off"):
+        kern.products(lam_pad[:, : t + 2], offsets, yp, out, first)  # rows would read past the weights
+    with pytest.raises(ValueError, match="shapes"):
+        kern.products(lam_pad[:1], offsets, yp, out, first)
+    with pytest.raises(ValueError, match="contiguous"):
+        kern.products(lam_pad, offsets, yp, out.transpose(1, 2).contiguous().transpose(1, 2), first)
+    mats = torch.eye(3, dtype=torch.complex128).repeat(2, 1, 1)
+    with pytest.raises(ValueError, match="column-major"):
+        kern.solve(mats[:, :, :2], torch.ones(2, 3, dtype=torch.complex128))
+    with pytest.raises(TypeError, match="complex128"):
+        kern.solve(mats.to(torch.complex64), torch.ones(2, 3, dtype=torch.complex64))
+
+
+def test_build_is_cached_per_source_and_compiler(tmp_path) -> None:
+    first = native.build(cache=tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert native.build(cache=tmp_path) == first and first.stat().st_mtime_ns == stamp  # no second compile
+    other = native.build(cache=tmp_path, flags=("-O2", "-fPIC", "-shared"))
+    assert other != first and sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])
+
+
+def test_build_errors_name_the_compiler_and_the_problem(tmp_path) -> None:
+    with pytest.raises(native.NativeBuildError, match="no C compiler 'no-such-cc'"):
+        native.build(cc="no-such-cc", cache=tmp_path)
+    with pytest.raises(native.NativeBuildError, match=r"failed on .*wpe_kernel\.c.*no-such-flag"):
+        native.build(cache=tmp_path, flags=("-fno-such-flag", "-shared"))
+    assert list(tmp_path.iterdir()) == []  # no half-written library left behind
+
+
+def test_without_a_compiler_wpe_warns_once_and_runs_torch(monkeypatch, tmp_path, rooms_small) -> None:
+    monkeypatch.setenv("CC", "no-such-cc")
+    monkeypatch.setenv("TEXTSELD_CACHE", str(tmp_path))
+    native.kernel.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="torch's products.*no C compiler"):
+            assert native.kernel() is None
+        cfg = WpeConfig(taps=8, iterations=1)
+        out = wpe_module.wpe(rooms_small[:1], cfg)  # cached None: no second warning, torch path
+        ref = wpe_module.wpe_reference(rooms_small[0].numpy(), cfg)
+        assert float(np.abs(out[0].numpy() - ref).max() / np.abs(ref).max()) < 1e-6
+        monkeypatch.setenv("TEXTSELD_NATIVE", "0")
+        native.kernel.cache_clear()
+        assert native.kernel() is None
+    finally:
+        native.kernel.cache_clear()
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("TEXTSELD_CACHE", str(tmp_path / "a"))
+    assert native.cache_dir() == tmp_path / "a"
+    monkeypatch.delenv("TEXTSELD_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert native.cache_dir() == tmp_path / "x" / "textseld"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert native.cache_dir() == type(tmp_path)(os.path.expanduser("~")) / ".cache" / "textseld"
