@@ -12,6 +12,7 @@ import torch
 from seld.features import native
 from seld.features import wpe as wpe_module
 from seld.features.params import WpeConfig
+from tests.features.kernel import require_kernel
 
 
 def needed(k: int, d: int, lz: int) -> torch.Tensor:
@@ -48,9 +49,7 @@ def kernel_products(kern: native.Kernel, y: torch.Tensor, lam: torch.Tensor, k: 
 
 @pytest.fixture(scope="module")
 def kern() -> native.Kernel:
-    found = native.kernel()
-    assert found is not None, "the compiled kernel must build on the test machine (a C compiler, AVX)"
-    return found
+    return require_kernel()
 
 
 @pytest.mark.parametrize("k, d, t", [(60, 5, 251), (7, 2, 40), (3, 1, 9), (4, 6, 12), (20, 3, 5), (9, 2, 33)])
@@ -73,6 +72,7 @@ def test_kernel_products_equal_torch_on_what_wpe_reads(kern: native.Kernel, k: i
                                                (("-O3", "-mavx2", "-mfma", "-fPIC", "-shared"), 8)])
 def test_kernel_builds_for_narrower_vectors_give_the_same_products(tmp_path, flags, tile_cols) -> None:
     # other CPUs get other vector widths (SSE2: 2 doubles, AVX2: 4): same numbers
+    require_kernel()
     kern = native.Kernel(native.build(cache=tmp_path, flags=flags))
     assert kern.tile_cols == tile_cols
     rng = np.random.default_rng(1)
@@ -170,6 +170,7 @@ def test_kernel_checks_its_arguments(kern: native.Kernel) -> None:
 
 
 def test_build_is_cached_per_source_and_compiler(tmp_path) -> None:
+    require_kernel()
     first = native.build(cache=tmp_path)
     stamp = first.stat().st_mtime_ns
     assert native.build(cache=tmp_path) == first and first.stat().st_mtime_ns == stamp  # no second compile
@@ -180,6 +181,7 @@ def test_build_is_cached_per_source_and_compiler(tmp_path) -> None:
 def test_build_errors_name_the_compiler_and_the_problem(tmp_path) -> None:
     with pytest.raises(native.NativeBuildError, match="no C compiler 'no-such-cc'"):
         native.build(cc="no-such-cc", cache=tmp_path)
+    require_kernel()
     with pytest.raises(native.NativeBuildError, match=r"failed on .*wpe_kernel\.c.*no-such-flag"):
         native.build(cache=tmp_path, flags=("-fno-such-flag", "-shared"))
     assert list(tmp_path.iterdir()) == []  # no half-written library left behind
