@@ -49,7 +49,8 @@ of computed work; this CPU's large-matrix peak is 78), solves 0.035, prediction 
 products for ``P``'s tail 0.003, the rest (powers, allocation, threads) 0.026. Without the kernel
 the products took 0.161 core-seconds, the Hankel weights 0.025, the lag products 0.028 and
 LAPACK's solves 0.080: MKL's rectangle ran at 62.5 GFLOP/s but twice the work, and the lag
-products streamed from memory in every iteration. With several torch threads on a CPU, clips go to threads (one core each,
+products streamed from memory in every iteration. The arithmetic limit of this formulation on that
+core (needed products and factorisations at 78 GFLOP/s) is 0.082 core-seconds per clip. With several torch threads on a CPU, clips go to threads (one core each,
 :func:`_wpe_cpu_threads`). complex64 would double the product speed but is not an option: ``R``
 has condition numbers up to 1e6-1e7 and complex64 products give errors of the order of the
 signal (measured in ``bench_wpe.py``).
