@@ -88,7 +88,8 @@ def build(cc: str | None = None, cache: Path | None = None, flags: tuple[str, ..
         fd, tmp = tempfile.mkstemp(prefix=".wpe_kernel-", suffix=".so", dir=cache)
         os.close(fd)
     except OSError as err:
-        raise NativeBuildError(f"cannot write the kernel cache {cache}: {err}") from err
+        raise NativeBuildError(f"cannot write the kernel cache {cache} ({err}); "
+                               "set TEXTSELD_CACHE to a writable folder") from err
     try:
         done = subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
                               timeout=300)

@@ -185,6 +185,10 @@ def test_build_errors_name_the_compiler_and_the_problem(tmp_path) -> None:
     with pytest.raises(native.NativeBuildError, match=r"failed on .*wpe_kernel\.c.*no-such-flag"):
         native.build(cache=tmp_path, flags=("-fno-such-flag", "-shared"))
     assert list(tmp_path.iterdir()) == []  # no half-written library left behind
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(native.NativeBuildError, match="cannot write the kernel cache .*TEXTSELD_CACHE"):
+        native.build(cache=blocked / "cache")
 
 
 def test_without_a_compiler_wpe_warns_once_and_runs_torch(monkeypatch, tmp_path, rooms_small) -> None:
