@@ -186,7 +186,7 @@ def kernel() -> Kernel | None:
     try:
         loaded = Kernel(build())
     except (NativeBuildError, OSError, AttributeError) as err:
-        warnings.warn(f"WPE runs torch's products instead of its compiled kernel (about 1.4x slower): {err}",
+        warnings.warn(f"WPE runs torch's products instead of its compiled kernel (about 2x slower): {err}",
                       stacklevel=2)
         return None
     if loaded.tile_cols < MIN_TILE_COLS:

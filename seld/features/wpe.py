@@ -481,9 +481,8 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
     A clip's 513 bins already fill the batched products, and its lag-product buffer (torch's
     products) stays in use and warm. The single-threaded kernels (the compiled kernel, or the BLAS
     products and LAPACK's solve) are the fast ones for these small matrices; the threads share
-    nothing but the input and the output. torch's own
-    thread count is held to 1 meanwhile (its operators would otherwise each spread over every
-    core) and restored after.
+    nothing but the input and the output. torch's own thread count is held to 1 meanwhile (its
+    operators would otherwise each spread over every core) and restored after.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -496,7 +495,8 @@ def _wpe_cpu_threads(y: torch.Tensor, cfg: WpeConfig, threads: int) -> torch.Ten
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with _cpu_products(y.device) as matmul:
+        # the BLAS product (and numpy's thread limit) only where the compiled kernel does not form them
+        with contextlib.nullcontext(None) if kernel is not None else _cpu_products(y.device) as matmul:
 
             def work(lane: int) -> None:
                 for i in range(lane, b, threads):

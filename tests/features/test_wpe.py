@@ -318,7 +318,6 @@ def test_cpu_solves_in_place_equal_the_solution_and_fall_back(solver: str) -> No
     # indefinite (factorisation fails) -> LU; zero -> the pseudo-inverse's 0, as nara_wpe's
     # lstsq. LAPACK's in-place zposv half overwrites a failed block: the product is formed again
     # by `redo`; the compiled kernel's Cholesky only reads it.
-    from seld.features import native
     from seld.features import wpe as wpe_module
 
     lapack = wpe_module._cpu_lapack()
