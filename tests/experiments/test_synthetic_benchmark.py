@@ -32,68 +32,111 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
     with open(cfg_dir / "features.yml", "a", encoding="utf-8") as f:
         f.write("wpe: {iterations: 1}\n")  # one WPE iteration keeps the test fast
     fast = []
-    for stage in ("baseline", "pretrain", "grep", "trep"):
-        fast += ["--set", f"{stage}:train.epochs=1", "--set", f"{stage}:train.batch_size=2"]
+    for kind in ("baseline", "pretrain", "finetune"):
+        fast += ["--set", f"{kind}:train.epochs=1", "--set", f"{kind}:train.batch_size=2"]
+    fast += ["--set", "pretrain_cont:train.epochs=2"]  # one epoch on top of the tokenizer's
     out = tmp_path / "bench"
-    argv = ["--clips", "8", "--budget-minutes", "5", "--seed", "3", "--out", str(out), "--workers", "1",
-            "--configs", str(cfg_dir), *fast]
+    argv = ["--clips", "8", "--budget-minutes", "5", "--seed", "3", "--seeds", "2", "--out", str(out),
+            "--workers", "1", "--configs", str(cfg_dir), *fast]
     assert bench.main(argv) == 0
 
-    results = json.loads((out / "results.json").read_text())["results"]
-    assert list(results) == ["baseline", "pretrain", "grep", "trep"]
-    assert results["baseline"]["params_total"] == 735_413 == results["baseline"]["params_trainable"]
-    for stage, r in results.items():
-        assert r["epochs"] == 1 and r["steps"] == 2  # 4 training clips, batch 2
-        assert 0.0 <= r["F"] <= 1.0 and len(r["F_per_class"]) == 13
-        assert r["checkpoint"].endswith("best_f.pt")
-        assert (out / "predictions" / stage).is_dir()
-    for stage in ("grep", "trep"):  # the frozen text encoder counts in the total only
-        assert results[stage]["params_trainable"] < results[stage]["params_total"]
-        # the benchmark configs use the residual head: validation with and without the text path
-        tp = results[stage]["text_path_val"]
-        assert set(tp) == {"with", "without"} and all(0.0 <= tp[k]["F"] <= 1.0 for k in tp)
-    assert "text_path_val" not in results["pretrain"] and "text_path_val" not in results["baseline"]
-    table = (out / "results.md").read_text()
-    assert "What the text encoder adds" in table
-    assert "| Baseline CRNN (DCASE2025) | 735,413 / 735,413 | 1 |" in table
-    assert "RCC-BERT-TREP (MiniLM)" in table and "F20°/1 per class" in table
-    pngs = sorted(p.name for p in out.glob("*.png"))
+    for seed in (3, 4):  # every seed has its own rooms and its own table
+        results = json.loads((out / f"seed{seed}" / "results.json").read_text())["results"]
+        assert list(results) == list(bench.RUNS)
+        assert results["baseline"]["params_total"] == 735_413 == results["baseline"]["params_trainable"]
+        for name, r in results.items():
+            # 4 training clips, batch 2; the continued tokenizer adds its epoch to the tokenizer's
+            assert r["epochs"] == (2 if name == "pretrain_cont" else 1)
+            assert 0.0 <= r["F"] <= 1.0 and len(r["F_per_class"]) == 13 and 0.0 <= r["val"]["F"] <= 1.0
+            assert r["checkpoint"].endswith("best_f.pt")
+            assert (out / f"seed{seed}" / "predictions" / name).is_dir()
+        for name in ("grep", "trep", "grep_random", "trep_random", "paper_grep"):
+            assert results[name]["params_trainable"] < results[name]["params_total"]  # the frozen encoder
+            for split in ("val", "test"):  # A against the split's own sentences
+                al = results[name]["alignment"][split]
+                assert 0.0 <= al["r1"] <= al["r5"] <= al["r10"] <= 1.0 and al["candidates"] >= 1
+        # the random twin has the pre-trained encoder's shape and trainable size, not its weights
+        assert results["grep_random"]["params_total"] == results["grep"]["params_total"]
+        assert results["grep_random"]["params_trainable"] == results["grep"]["params_trainable"]
+        # the no-language control: the same trainable head, no encoder, no alignment
+        assert results["nolang"]["params_trainable"] == results["grep"]["params_trainable"]
+        assert results["nolang"]["params_total"] < results["grep"]["params_total"]
+        assert "alignment" not in results["nolang"]
+        assert "text_path_val" in results["grep"] and "text_path_val" not in results["paper_grep"]  # residual or not
+    seed_table = (out / "seed3" / "results.md").read_text()
+    assert "| Baseline CRNN (DCASE2025) | 735,413 / 735,413 | 1 |" in seed_table
+    assert "GREP, MiniLM random weights" in seed_table and "Alignment of A with language" in seed_table
+    pngs = sorted(p.name for p in (out / "seed3").glob("*.png"))
     assert "learning_curves.png" in pngs and "class_scores.png" in pngs
     assert sum(p.startswith("tracks_") for p in pngs) == 4
-    for p in out.glob("*.png"):
+    for p in [*out.glob("*.png"), *(out / "seed3").glob("*.png")]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+    # across seeds: every comparison paired over the two seeds, on validation and test
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    per = {s: json.loads((out / f"seed{s}" / "results.json").read_text())["results"] for s in (3, 4)}
+    comp = {(c["a"], c["b"]): c for c in summary["comparisons"]}
+    c = comp[("grep", "grep_random")]["F"]["test"]
+    diffs = [per[s]["grep"]["F"] - per[s]["grep_random"]["F"] for s in (3, 4)]
+    assert c["n"] == 2 and c["mean"] == pytest.approx(sum(diffs) / 2)
+    assert c["low"] <= c["mean"] <= c["high"]
+    assert summary["best_textseld"] in ("grep", "trep", "paper_grep")
+    assert (summary["best_textseld"], "baseline") in comp and ("grep", "pretrain_cont") in comp
+    table = (out / "results.md").read_text()
+    assert "Paired differences a - b over seeds" in table and "pre-trained - random encoder (GREP)" in table
+    assert (out / "comparisons.png").is_file()
 
     # `seld infer` runs on the baseline checkpoint from audio alone and gives the same CSVs
     from seld.cli import main as seld_main
 
     infer_dir = tmp_path / "infer"
-    wavs = out / "data" / "test" / "stereo_dev" / bench.SPLIT
-    ckpt = out / results["baseline"]["checkpoint"]
+    seed_dir = out / "seed3"
+    wavs = seed_dir / "data" / "test" / "stereo_dev" / bench.SPLIT
+    ckpt = seed_dir / per[3]["baseline"]["checkpoint"]
     assert seld_main(["infer", "--checkpoint", str(ckpt), "--audio", str(wavs), "--out", str(infer_dir)]) == 0
     produced = sorted(infer_dir.glob("*.csv"))
     assert len(produced) == 2
     for csv in produced:
-        assert csv.read_text() == (out / "predictions" / "baseline" / csv.name).read_text()
+        assert csv.read_text() == (seed_dir / "predictions" / "baseline" / csv.name).read_text()
 
-    # a rerun skips the finished stages (no training) and rewrites the same table
+    # a rerun skips the finished runs (no training) and rewrites the same tables
     capsys.readouterr()
-    assert bench.main(argv) == 0
+    assert bench.main([*argv, "--lanes", "1"]) == 0
     log = capsys.readouterr().out
-    assert log.count("finished earlier") == 4 and "training for at most" not in log
-    assert json.loads((out / "results.json").read_text())["results"]["baseline"]["F"] == results["baseline"]["F"]
+    assert log.count("finished earlier") == 2 * len(bench.RUNS) and "training for at most" not in log
+    again = json.loads((out / "seed3" / "results.json").read_text())["results"]
+    assert again["baseline"]["F"] == per[3]["baseline"]["F"]
 
-    # --extra-test-clips: a second held-out test set (seed + 3000) scored with the same checkpoints
-    assert bench.main([*argv, "--stages", "report", "--extra-test-clips", "2"]) == 0
-    again = json.loads((out / "results.json").read_text())
+    # --extra-test-clips: a second held-out test set per seed (seed + 3000) scored with the same checkpoints
+    assert bench.main([*argv, "--stages", "report", "--runs", "baseline,grep", "--extra-test-clips", "2"]) == 0
+    again = json.loads((out / "seed3" / "results.json").read_text())
     assert again["meta"]["test2"] == "2 clips, seed 3003"
-    refs = {name: [p.read_text() for p in sorted((out / "data" / name / "metadata_dev" / bench.SPLIT).glob("*.csv"))]
+    refs = {name: [p.read_text() for p in sorted((seed_dir / "data" / name / "metadata_dev" / bench.SPLIT).glob("*.csv"))]
             for name in ("test", "test2")}
     assert len(refs["test2"]) == 2 and refs["test2"] != refs["test"]  # other scenes (other seed)
-    for stage, r in again["results"].items():
-        assert r["F"] == results[stage]["F"]  # the first test set's scores are unchanged
-        t2 = r["test2"]
-        assert 0.0 <= t2["F"] <= 1.0 and t2["checkpoint"] == r["checkpoint"]
-        assert len(list((out / "predictions_test2" / stage).glob("*.csv"))) == 2
-    assert "Second held-out test set (2 clips, seed 3003" in (out / "results.md").read_text()
+    for name, r in again["results"].items():
+        assert r["F"] == per[3][name]["F"]  # the first test set's scores are unchanged
+        assert 0.0 <= r["test2"]["F"] <= 1.0 and r["test2"]["checkpoint"] == r["checkpoint"]
+        assert len(list((seed_dir / "predictions_test2" / name).glob("*.csv"))) == 2
+    assert "test2" in json.loads((out / "results.json").read_text())["summary"]["runs"]["grep"]
     with pytest.raises(SystemExit):
         bench.main([*argv, "--stages", "report", "--extra-test-clips", "1"])
+    with pytest.raises(SystemExit):
+        bench.main([*argv, "--runs", "grep,no_such_run"])
+
+
+def test_run_table_budgets_and_overrides() -> None:
+    bench = _load_script()
+    shares = dict(bench.DEFAULT_SHARES)
+    # every control gets exactly the minutes of the row it controls; the baseline a whole textseld model
+    assert bench.run_minutes(bench.RUNS["grep_random"], 60, shares) == bench.run_minutes(bench.RUNS["grep"], 60, shares)
+    assert bench.run_minutes(bench.RUNS["nolang"], 60, shares) == pytest.approx(8.4)
+    assert bench.run_minutes(bench.RUNS["baseline"], 60, shares) == pytest.approx(
+        bench.run_minutes(bench.RUNS["pretrain"], 60, shares) + bench.run_minutes(bench.RUNS["grep"], 60, shares))
+    # the continued tokenizer's clock carries over: its limit is the tokenizer's minutes plus a fine-tuning's
+    assert bench.run_minutes(bench.RUNS["pretrain_cont"], 60, shares) == pytest.approx(17.4 + 8.4)
+    sets = [("finetune", "train.lr=1e-3"), ("grep", "train.batch_size=2"), ("pretrain", "train.epochs=1")]
+    assert bench.run_overrides(bench.RUNS["grep_random"], sets) == ["model.text_encoder.init=random", "train.lr=1e-3"]
+    assert bench.run_overrides(bench.RUNS["grep"], sets) == ["train.lr=1e-3", "train.batch_size=2"]
+    assert bench.run_overrides(bench.RUNS["pretrain_cont"], sets) == ["train.epochs=1"]
+    assert bench.seeds_of(5, 3) == [5, 6, 7]
