@@ -19,14 +19,19 @@ per frame; ``dB(p) = 10 log10(max(p, amin))``):
   averaged over each mel band with the filter weights normalised to sum 1. The config name
   ``ipd`` is a group that expands to both.
 * ``direct_logmel``, ``reverb_logmel``: dB mel power of the WPE direct part D of W and of the
-  reverberant rest W - D, both in the STFT domain as the authors do (no resynthesis): WPE runs on
-  the feature STFT of W (every frame of the clip, incl. the dropped last one, gives the
-  statistics) and ``|D|^2``, ``|W - D|^2`` go through the mel filterbank. W - D is exactly WPE's
-  prediction of the late reverberation (see :mod:`seld.features.wpe`).
-* ``drr_logmel`` = dB(mel|D|^2) - dB(mel|Rev|^2), the direct-to-reverberant ratio per band.
+  reverberant rest Rev, as the authors' ``get_distance_feats`` computes them: WPE runs on the
+  feature STFT of W (every frame of the clip, incl. the dropped last one, gives the statistics)
+  and D is its output itself (no resynthesis); by default (``wpe.reverb: time_domain``)
+  Rev = STFT(w - ISTFT(D)), the time-domain residual of the mid signal w = (l + r) / 2 analysed
+  again with the feature STFT (same window, hop, centring and padding); with
+  ``wpe.reverb: stft_domain``, Rev = W - D bin by bin, exactly WPE's prediction of the late
+  reverberation (see :mod:`seld.features.wpe`).
+* ``drr_logmel`` = dB(mel(|D|^2 / (|Rev|^2 + 1e-8))), the authors' per-bin direct-to-reverberant
+  ratio, with |D|^2 and |Rev|^2 floored at 1e-100 as they do (the floor changes the other
+  log-mels only below ``amin``, so it matters only here).
 
-Every mel-filtered per-bin quantity a batch needs (|L|^2, |R|^2, |W|^2, |D|^2, |W - D|^2) is
-computed from the same spectra and filtered in ONE matrix product (:meth:`FeatureContext.prepare_mel`).
+Every mel-filtered per-bin quantity a batch needs (|L|^2, |R|^2, |W|^2, |D|^2, |Rev|^2, the DRR)
+is computed from the same spectra and filtered in ONE matrix product (:meth:`FeatureContext.prepare_mel`).
 
 Add a channel: decorate a function of the context with ``@register_channel("name", mel_inputs=...)``;
 add a per-bin quantity to :data:`PER_BIN` if it needs a new one.
@@ -41,7 +46,7 @@ import torch
 
 from seld.errors import ConfigError
 from seld.features.params import MelConfig, StftConfig, WpeConfig
-from seld.features.stft import mel_basis, mel_filter, power_to_db, stft
+from seld.features.stft import istft, mel_basis, mel_filter, power_to_db, stft
 from seld.features.wpe import wpe
 
 MEL_DTYPE = torch.float32
@@ -49,11 +54,30 @@ MEL_DTYPE = torch.float32
 and rounded once (relative 6e-8, i.e. < 1e-6 dB), which halves the product's time and memory."""
 
 
+PSD_FLOOR = 1e-100
+"""Floor of |D|^2 and |Rev|^2 in the DRR (the authors clip both to [1e-100, max])."""
+
+DRR_EPS = 1e-8
+"""Added to |Rev|^2 in the DRR's denominator (the authors' ``eps``)."""
+
+
 def _power_into(spec: torch.Tensor, out: torch.Tensor) -> None:
     """|spec|^2 of complex ``(B, F, T)`` written into ``out (B, T, F)``."""
     re, im = spec.real.mT, spec.imag.mT
     torch.mul(re, re, out=out)
     out.addcmul_(im, im)
+
+
+def _floored_power(spec: torch.Tensor) -> torch.Tensor:
+    """max(|spec|^2, PSD_FLOOR) of complex ``(B, F, T)``, in its real dtype."""
+    return torch.clamp(spec.real.square() + spec.imag.square(), min=PSD_FLOOR)
+
+
+def _drr_into(ctx: "FeatureContext", out: torch.Tensor) -> None:
+    """|D|^2 / (|Rev|^2 + DRR_EPS) per bin (both floored), computed in float64, into ``out (B, T, F)``."""
+    ratio = _floored_power(ctx.direct_spec)
+    ratio /= _floored_power(ctx.reverb_spec).add_(DRR_EPS)
+    out.copy_(ratio.mT)
 
 
 class FeatureContext:
@@ -110,20 +134,36 @@ class FeatureContext:
         return 0.5 * (self.stereo_full[:, 0] + self.stereo_full[:, 1])
 
     @functools.cached_property
-    def direct_spec(self) -> torch.Tensor:
-        """WPE direct part D of W (statistics over all frames of the clip): complex ``(B, F, T)``."""
-        return self.direct_from_wpe(wpe(self.mid_full, self.wpe_cfg))
+    def direct_full(self) -> torch.Tensor:
+        """Untrimmed WPE direct part D of W (statistics over all frames): complex ``(B, F, T + 1)``."""
+        return wpe(self.mid_full, self.wpe_cfg).to(self.mid_full.dtype)
 
-    def direct_from_wpe(self, out: torch.Tensor) -> torch.Tensor:
-        """D from the WPE output of :attr:`mid_full` (trimmed, in the spectra's dtype)."""
-        return out[..., : self.num_frames].to(self.mid_spec.dtype)
+    @functools.cached_property
+    def direct_spec(self) -> torch.Tensor:
+        """D trimmed to the feature frames: complex ``(B, F, T)``."""
+        return self.direct_full[..., : self.num_frames]
 
     def set_direct(self, wpe_out: torch.Tensor) -> None:
         """Use ``wpe_out`` = ``wpe(self.mid_full)`` computed elsewhere (e.g. with other clips in one
         batched call, whose per-clip results are the same) as this context's WPE output."""
         if wpe_out.shape != self.mid_full.shape:
             raise ValueError(f"WPE output shape {tuple(wpe_out.shape)} != mid_full {tuple(self.mid_full.shape)}")
-        self.__dict__["direct_spec"] = self.direct_from_wpe(wpe_out)  # the cached_property's slot
+        self.__dict__["direct_full"] = wpe_out.to(self.mid_full.dtype)  # the cached_property's slot
+
+    @functools.cached_property
+    def reverb_spec(self) -> torch.Tensor:
+        """Reverberant part Rev of W as ``wpe.reverb`` defines it: complex ``(B, F, T)``.
+
+        ``time_domain``: STFT(w - ISTFT(D)), the inverse STFT with the feature STFT's window, hop
+        and centring and the clip's length, so that (as in the authors' code) only what WPE
+        removed is left and the residual is analysed exactly like w. ``stft_domain``: W - D.
+        """
+        if self.wpe_cfg.reverb == "stft_domain":
+            return self.mid_spec - self.direct_spec
+        c = self.stft_cfg
+        mid_wave = 0.5 * (self.audio[:, 0] + self.audio[:, 1])  # (B, n)
+        direct_wave = istft(self.direct_full, c.n_fft, c.hop_length, mid_wave.shape[-1], c.win_length)
+        return stft(mid_wave - direct_wave, c.n_fft, c.hop_length, c.win_length, self.num_frames)
 
     @functools.cached_property
     def ipd_phasor(self) -> torch.Tensor:
@@ -162,7 +202,8 @@ PER_BIN: dict[str, Callable[[FeatureContext, torch.Tensor], None]] = {
     "power_r": lambda c, out: _power_into(c.stereo_spec[:, 1], out),
     "power_mid": lambda c, out: _power_into(c.mid_spec, out),
     "power_direct": lambda c, out: _power_into(c.direct_spec, out),
-    "power_reverb": lambda c, out: _power_into(c.mid_spec - c.direct_spec, out),
+    "power_reverb": lambda c, out: _power_into(c.reverb_spec, out),
+    "drr": _drr_into,
 }
 """Per-bin quantities that channels use through the mel filterbank; each writes its values of
 the batch into a ``(B, T, F)`` slice of the stacked input of the one mel product."""
@@ -285,9 +326,9 @@ def reverb_logmel(ctx: FeatureContext) -> torch.Tensor:
     return ctx.db(ctx.mel("power_reverb"))
 
 
-@register_channel("drr_logmel", needs_wpe=True, mel_inputs=("power_direct", "power_reverb"))
+@register_channel("drr_logmel", needs_wpe=True, mel_inputs=("drr",))
 def drr_logmel(ctx: FeatureContext) -> torch.Tensor:
-    return ctx.db(ctx.mel("power_direct")) - ctx.db(ctx.mel("power_reverb"))
+    return ctx.db(ctx.mel("drr"))
 
 
 def compute_channels(ctx: FeatureContext, names: Iterable[str]) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ directory. The YAML with every key explained is ``features/config.yml``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from seld.constants import DEV_SPLITS
 from seld.data.audio import AudioConfig
@@ -22,6 +22,7 @@ from seld.features.params import (
 __all__ = [
     "DEFAULT_CHANNELS",
     "FeatureConfig",
+    "outdated_feature_definition",
     "MelConfig",
     "StftConfig",
     "WpeConfig",
@@ -39,6 +40,29 @@ DEFAULT_CHANNELS: tuple[str, ...] = (
     "reverb_logmel",
 )
 """Channels computed by default: everything the default encoder streams need."""
+
+REVERB_CHANNELS: tuple[str, ...] = ("reverb_logmel", "drr_logmel")
+"""Channels that read the reverberant part (``wpe.reverb``)."""
+
+
+def outdated_feature_definition(features: dict[str, Any]) -> str | None:
+    """What an older textseld computed differently for the stored feature config ``features``
+    (plain data: a feature folder's ``config.yml`` or a checkpoint's record of it), or None.
+
+    Such features cannot be reproduced by this version: a model trained on them must not be fed
+    today's. Recognised by a key that did not exist yet: ``stft.win_length`` (before it: a
+    1024-sample window and a resynthesised WPE direct signal) and, when a channel reads the
+    reverberant part, ``wpe.reverb`` (before it: Rev = W - D in the STFT domain and
+    ``drr_logmel`` = dB mel |D|^2 - dB mel |Rev|^2).
+    """
+    stft, wpe = features.get("stft"), features.get("wpe")
+    if isinstance(stft, dict) and "win_length" not in stft:
+        return "1024-sample STFT window, resynthesised WPE direct signal"
+    channels = features.get("channels", DEFAULT_CHANNELS)
+    reverb = [c for c in REVERB_CHANNELS if isinstance(channels, (list, tuple)) and c in channels]
+    if isinstance(wpe, dict) and "reverb" not in wpe and reverb:
+        return f"{' and '.join(reverb)} from the STFT-domain reverberant part W - D, before wpe.reverb existed"
+    return None
 
 
 @dataclass

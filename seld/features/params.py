@@ -68,6 +68,12 @@ class WpeConfig:
     statistics_mode: Literal["full", "valid"] = "full"
     """``full``: correlations over every frame (zeros before the clip); ``valid``: only frames
     with a complete history of ``taps + delay - 1`` frames (nara_wpe ``statistics_mode``)."""
+    reverb: Literal["time_domain", "stft_domain"] = "time_domain"
+    """How the reverberant part Rev of W is formed from WPE's direct part D (``reverb_logmel``,
+    ``drr_logmel``). ``time_domain``, the authors' ``get_distance_feats``: the residual
+    w - ISTFT(D) analysed again with the feature STFT. ``stft_domain``: STFT(w) - D bin by bin,
+    exactly WPE's prediction of the late reverberation, so D + Rev is the mixture in every bin
+    (WPE's output is not a consistent STFT, so resynthesis changes it and the two differ)."""
 
     def __post_init__(self) -> None:
         if self.taps < 1 or self.delay < 1 or self.iterations < 1 or self.psd_context < 0:
@@ -78,6 +84,8 @@ class WpeConfig:
             )
         if self.statistics_mode not in ("full", "valid"):
             raise ConfigError(f"wpe.statistics_mode must be 'full' or 'valid', got {self.statistics_mode!r}")
+        if self.reverb not in ("time_domain", "stft_domain"):
+            raise ConfigError(f"wpe.reverb must be 'time_domain' or 'stft_domain', got {self.reverb!r}")
 
 
 def frames_per_label_frame(hop_length: int, sample_rate: int = SAMPLE_RATE) -> int:

@@ -67,9 +67,10 @@ def test_silent_clip_gives_finite_floor_values() -> None:
         f = compute_clip_features(np.zeros((2, 12000), np.float32), names, cfg)
     for name in names:
         assert np.all(np.isfinite(f[name])), name
-    for name in ("logmel_l", "logmel_mid", "direct_logmel", "reverb_logmel"):
-        np.testing.assert_allclose(f[name], -100.0)  # 10 log10(amin)
-    for name in ("ild", "ivy", "drr_logmel", "ipd_sin"):
+    # 10 log10(amin); the DRR too: 1e-100 / (1e-100 + 1e-8) per bin, the authors' floor and eps
+    for name in ("logmel_l", "logmel_mid", "direct_logmel", "reverb_logmel", "drr_logmel"):
+        np.testing.assert_allclose(f[name], -100.0)
+    for name in ("ild", "ivy", "ipd_sin"):
         np.testing.assert_allclose(f[name], 0.0)
 
 
