@@ -416,6 +416,12 @@ def test_checkpoint_with_old_feature_settings_is_refused_by_name(tmp_path, tmp_p
     with pytest.raises(CheckpointError, match=r"old\.pt: its features come from an older textseld"):
         load_task(tmp_path / "old.pt")
 
+    before_reverb = copy.deepcopy(ckpt)  # reverb_logmel from the STFT-domain W - D
+    del before_reverb["task"]["features"]["wpe"]["reverb"]
+    torch.save(before_reverb, tmp_path / "before_reverb.pt")
+    with pytest.raises(CheckpointError, match=r"before_reverb\.pt: .*older textseld \(reverb_logmel .*re-extract"):
+        load_task(tmp_path / "before_reverb.pt")
+
     unknown = copy.deepcopy(ckpt)
     unknown["task"]["features"]["wpe"]["n_fft"] = 1024
     torch.save(unknown, tmp_path / "unknown.pt")

@@ -686,19 +686,17 @@ class LoadedModel:
 def checkpoint_feature_config(features: dict[str, Any], src: str) -> Any:
     """The ``FeatureConfig`` a checkpoint's model was trained on (defaults when none was stored).
 
-    Refuses (CheckpointError naming ``src``) settings this version would compute differently:
-    features written before ``stft.win_length`` existed used a 1024-sample window and a resynthesised
-    WPE direct signal, and silently computing today's features for such a model would feed it
-    inputs it never saw.
+    Refuses (CheckpointError naming ``src``) settings this version would compute differently (see
+    :func:`~seld.features.config.outdated_feature_definition`): silently computing today's features
+    for such a model would feed it inputs it never saw.
     """
-    from seld.features.config import FeatureConfig
+    from seld.features.config import FeatureConfig, outdated_feature_definition
 
-    stft = features.get("stft")
-    if isinstance(stft, dict) and "win_length" not in stft:
+    outdated = outdated_feature_definition(features)
+    if outdated:
         raise CheckpointError(
-            f"{src}: its features come from an older textseld (1024-sample STFT window, resynthesised WPE "
-            "direct signal) and this version computes them differently; re-extract features with "
-            "`seld features` and retrain"
+            f"{src}: its features come from an older textseld ({outdated}) and this version computes "
+            "them differently; re-extract features with `seld features` and retrain"
         )
     data = {k: v for k, v in features.items() if k in {"stft", "mel", "wpe", "peak_normalize", "channels"}}
     try:
