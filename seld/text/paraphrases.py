@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from seld.constants import NUM_CLASSES, SHORT_CLASS_NAMES
 
+DEFAULT_MATCH_THRESHOLD: float = 0.35
+"""Centred cosine (see :mod:`seld.query`) below which a query names no class. Measured with the
+offline MiniLM, both poolings: "where is the <class>?" scores 0.43 or more, the
+:data:`NO_CLASS_QUERIES` 0.30 or less."""
+
 CLASS_DESCRIPTIONS: tuple[tuple[str, ...], ...] = (
     ("the sound of a woman speaking", "a woman's voice talking", "female speech"),
     ("the sound of a man speaking", "a man's voice talking", "male speech"),
