@@ -379,7 +379,8 @@ def localise_class(model: LoadedModel, audio_path: str | os.PathLike[str], class
 class ClassQueryScores:
     """"Where is the <class>?" for every clip and every class in its labels, against the model's own output.
 
-    ``query``: the answers' events (the matched class's track, per query) scored against the labels;
+    ``query``: each answer (the matched class's track) scored as the track of the class asked about,
+    against the labels;
     ``own_same_classes``: the model's events of the classes asked about in each clip (what a perfect
     class step returns); ``own``: all the model's events. F / DOAE / RDE of each are the means over
     ``classes`` (classes with labels in the set) of the metric's class-wise values, so the three
@@ -439,8 +440,10 @@ def class_query_scores(outputs: Mapping[str, np.ndarray], refs: Mapping[str, Seq
     """Ask ``query`` (``{name}``: each class in a clip's labels) of every clip of ``outputs`` and score the answers.
 
     ``outputs``: clip -> activated output ``(frames, 117)``; ``refs``: clip -> label events. The answer
-    to a query is the track of the class it matched (:func:`class_track`; nothing for "no match");
-    a clip's answers are scored together against its labels with the metric of ``cfg``, beside the
+    to a query is the track of the class it matched (nothing for "no match"), scored as the track of
+    the class asked about: a wrong class gives misses and false alarms. A clip's answers are scored
+    together against its labels with the metric of ``cfg`` (so every class of the clip is scored on
+    the same frames as the model's own output, whatever the metric's mode), beside the
     model's own events (:class:`ClassQueryScores`). The same query text always gets the same class,
     so each class's query is embedded once.
     """
@@ -456,11 +459,13 @@ def class_query_scores(outputs: Mapping[str, np.ndarray], refs: Mapping[str, Seq
         ref = list(refs[name])
         present = sorted({e.class_idx for e in ref})
         present_anywhere.update(present)
-        answered = {matches[c].class_idx for c in present} - {None}
+        # the answer to "where is c?" is scored as c's track, whichever class it was read from
+        answers = [dataclasses.replace(e, class_idx=c) for c in present for e in pred
+                   if matches[c].class_idx is not None and e.class_idx == matches[c].class_idx]
         n_queries += len(present)
         n_correct += sum(matches[c].class_idx == c for c in present)
         n_no_match += sum(matches[c].class_idx is None for c in present)
-        scorers["query"].add_clip([e for e in pred if e.class_idx in answered], ref, name)
+        scorers["query"].add_clip(answers, ref, name)
         scorers["own_same_classes"].add_clip([e for e in pred if e.class_idx in present], ref, name)
         scorers["own"].add_clip(pred, ref, name)
     return ClassQueryScores(
