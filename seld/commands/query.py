@@ -109,7 +109,7 @@ def _run_localisation(args: argparse.Namespace) -> int:
         if not segments:
             print(f"{track.audio.name}: {match.name} not detected ({track.label_frames} frames)")
             continue
-        print(f"{track.audio.name}: {match.name} in {len(track.events)} of {track.label_frames} frames")
+        print(f"{track.audio.name}: {match.name} in {len({e.frame for e in track.events})} of {track.label_frames} frames")
         for s in segments:
             print(f"  source {s.source}: frames {s.start_frame}-{s.end_frame - 1} ({s.start_frame * LABEL_HOP_SECONDS:.1f}-"
                   f"{s.end_frame * LABEL_HOP_SECONDS:.1f} s), azimuth {s.azimuth_deg:g}°, distance {s.distance_m:g} m (medians)")
