@@ -65,7 +65,10 @@ def test_minilm_maps_most_paraphrases_to_their_class(minilm, pooling):
 
 
 def test_a_random_encoder_maps_few_paraphrases(minilm):
-    """The same class step on a tiny random-weight BERT (measured 0.26): the accuracy is language knowledge."""
+    """The same class step on a tiny random-weight BERT with MiniLM's tokenizer: what is left is word
+    overlap with the descriptions (0.2 to 0.26 by seed; MiniLM's own architecture with random weights
+    0.32 to 0.40 over three seeds), against 0.92 with MiniLM's weights."""
+    torch.manual_seed(0)
     random_acc = paraphrase_accuracy(build_text_encoder(tiny_text_encoder_config("bert")))
     assert random_acc < 0.5 < paraphrase_accuracy(minilm["mean"])
 
