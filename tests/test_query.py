@@ -151,9 +151,9 @@ def test_class_track_and_segments():
 def _labelled_set() -> tuple[dict[str, np.ndarray], dict[str, list[Event]]]:
     """Four clips; the model's output equals the labels, plus false alarms of a class absent from the clip."""
     refs = {
-        "c0": [Event(f, WOMAN, 0, 40.0, 200.0) for f in range(0, 30)] + [Event(f, MAN, 0, -60.0, 300.0) for f in range(10, 49)],
+        "c0": [Event(f, WOMAN, 0, 40.0, 200.0) for f in range(30)] + [Event(f, MAN, 0, -60.0, 300.0) for f in range(10, 49)],
         "c1": [Event(f, TELEPHONE, 0, 10.0, 150.0) for f in range(5, 45)],
-        "c2": [Event(f, MAN, 0, 70.0, 250.0) for f in range(0, 49)] + [Event(f, MUSIC, 0, -20.0, 400.0) for f in range(20, 40)],
+        "c2": [Event(f, MAN, 0, 70.0, 250.0) for f in range(49)] + [Event(f, MUSIC, 0, -20.0, 400.0) for f in range(20, 40)],
         "c3": [Event(f, WOMAN, 0, -30.0, 120.0) for f in range(3, 49)],
     }
     outputs = {}

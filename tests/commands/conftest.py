@@ -12,7 +12,6 @@ from seld.data.audio import load_stereo, write_stereo
 from tests.train.conftest import MINILM_WIDTH, _memo, build_sim_set, finetune_config, pretrained_checkpoint, single_thread
 
 
-
 @pytest.fixture(autouse=True)
 def _single_thread():
     with single_thread():

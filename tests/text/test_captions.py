@@ -75,7 +75,7 @@ def test_caption_of_a_prediction_equal_to_the_labels_is_the_ground_truth(templat
     events = _label_events(rng)
     target = build_adpit_target(events)
     template = TEMPLATES[template_idx]
-    fits = lambda s: s.count("°") <= 2  # noqa: E731  a length rule that cuts frames of 3 sources
+    fits = lambda s: s.count("°") <= 2  # a length rule that cuts frames of 3 sources
     truth = frame_sentences(target, template, fits)
     assert truth != frame_sentences(target, template)  # the crowded-frame rule is at work
     predicted = stored_events(decode_output(target_to_output(target)))  # the model output equal to the labels
