@@ -138,7 +138,7 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
     The output is activated multi-ACCDOA ``(label_frames, 117)``, or with ``embeddings``
     (fine-tuned models only) the audio-driven embeddings A ``(label_frames, D)``; with both
     ``embeddings`` and ``with_output``, ``(label_frames, 117 + D)``: the output, then A (one
-    feature pass, the model's ``predict`` and ``embed`` on it). Recordings are
+    feature pass; the model's ``predict`` and ``embed`` both run on it). Recordings are
     read lazily: a recording is yielded as soon as its last window has been through a batch. With
     ``opts.prefetch`` the features of the next batch are computed in a background thread while
     the model runs on the current one (same numbers). The model is put in eval mode.
@@ -287,8 +287,8 @@ def export_embeddings(model: LoadedModel, audio_path: str | os.PathLike[str], ou
     ``checkpoint``: the file ``model`` was loaded from, recorded as the file attributes
     ``checkpoint`` (absolute path) and ``checkpoint_sha256`` (of its bytes), so that a reader can
     check that a query is embedded by the same model. ``outputs``: also store the activated outputs
-    ``(label_frames, 117)`` as ``outputs/<stem>`` (same forward pass), from which the events at any
-    frame decode. Bad files are listed in the report and left out; no file is written when none
+    ``(label_frames, 117)`` as ``outputs/<stem>`` (from the same features; the model's ``predict``
+    runs beside ``embed``), from which the events at any frame decode. Bad files are listed in the report and left out; no file is written when none
     succeeds. :func:`read_embedding_index` reads the file back.
     """
     import h5py
@@ -335,7 +335,7 @@ class EmbeddingIndex:
 
     path: Path
     embeddings: dict[str, np.ndarray]
-    """Recording stem -> A ``(label_frames, D)`` float32, in file order."""
+    """Recording stem -> A ``(label_frames, D)`` float32, by name (HDF5's order)."""
     outputs: dict[str, np.ndarray]
     """Recording stem -> activated output ``(label_frames, 117)``; empty when the file stores none."""
     audio_paths: dict[str, str]

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=True,
                         help="also store the model's activated outputs, from which seld query decodes the events "
-                        "at each frame (default: on; same forward pass)")
+                        "at each frame (default: on; same features, one more forward pass of the model per batch)")
 
 
 def run(args: argparse.Namespace) -> int:
