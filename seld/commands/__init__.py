@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "seld.commands.evaluate",
     "infer": "seld.commands.infer",
     "embed": "seld.commands.embed",
+    "query": "seld.commands.query",
     "baseline": "seld.commands.baseline",
     "plot": "seld.commands.plot",
 }

@@ -125,6 +125,11 @@ def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str) -> N
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="pre-training or fine-tuning checkpoint")
     parser.add_argument("--audio", required=True, metavar="FILE_OR_DIR", help="a WAV file or a folder of WAV files")
     parser.add_argument("--out", required=True, metavar="PATH", help=out_help)
+    add_audio_arguments(parser)
+
+
+def add_audio_arguments(parser: argparse.ArgumentParser) -> None:
+    """The audio handling, batching, thread, device and progress options of the commands that run a model."""
     parser.add_argument("--resample", action="store_true", help="resample audio of another rate instead of failing")
     parser.add_argument("--mono-to-stereo", action="store_true", help="duplicate mono files instead of failing")
     parser.add_argument("--batch-size", "--batch-windows", dest="batch_size", type=positive_int, default=16, metavar="N",

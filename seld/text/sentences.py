@@ -3,8 +3,8 @@
 Conventions (they reproduce the seed README's four examples word for word):
 
 - 0 sources -> :data:`NO_SOURCE_SENTENCE`, whatever the template.
-- Sources are listed in the order given (``frame_sentences`` gives them in class-index order,
-  then by instance id); class words from :data:`seld.constants.SHORT_CLASS_NAMES`.
+- Sources are listed in the order given (``event_frame_sentences``, the writer of labels and
+  predictions alike, gives them in class-index order, then by instance id); class words from :data:`seld.constants.SHORT_CLASS_NAMES`.
 - Lists: "man", "man and woman", "footsteps, door, and knock" (serial comma from 3 items on).
 - Azimuth in whole degrees, rounded half away from zero, then "°"; negative values always use the
   Unicode minus sign U+2212 ("−60°", as in the seed), never the ASCII hyphen; "0°" is never signed.
@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from seld.constants import NUM_CLASSES, SHORT_CLASS_NAMES
+from seld.data.metadata import Event
 from seld.errors import ConfigError
 from seld.text.templates import SLOT_DIST, SLOT_DOA, SLOT_SRC, SLOTS
 
@@ -147,23 +148,41 @@ def ground_truth_sentence(
     raise ConfigError(f"template {template!r} does not fit the text encoder's context even with one source: {sentence!r}")
 
 
-def frame_sentences(target: np.ndarray, template: str, fits: Optional[Callable[[str], bool]] = None) -> list[str]:
-    """Return one ground-truth sentence per frame of an ADPIT target ``(frames, 6, 4, 13)``.
+def event_frame_sentences(
+    events: Iterable[Event], num_frames: int, template: str, fits: Optional[Callable[[str], bool]] = None
+) -> list[str]:
+    """Return one sentence per frame ``0 .. num_frames - 1`` of ``events`` (labels or predictions).
 
-    Events come from :func:`seld.data.targets.target_to_events`; within a frame they are listed
-    by class index, then by instance (track) id. ``fits``: see :func:`ground_truth_sentence`
-    (crowded frames keep the sources that fit, in that order).
+    The one writer of frame sentences: ground truth (:func:`frame_sentences`) and captions of
+    predictions (:mod:`seld.text.captions`) both come from here. Within a frame, sources are
+    listed by class index, then by source (track) id; distances are read in metres from
+    ``distance_cm``. ``fits``: see :func:`ground_truth_sentence`. ValueError for an event outside
+    the frames.
     """
-    from seld.data.targets import target_to_events
-
-    target = np.asarray(target)
-    if target.ndim != 4:
-        raise ValueError(f"target must be (frames, 6, 4, 13), got {tuple(target.shape)}")
-    per_frame: list[list[tuple[int, int, float, float]]] = [[] for _ in range(target.shape[0])]
-    for e in target_to_events(target):
+    if num_frames < 0:
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    per_frame: list[list[tuple[int, int, float, float]]] = [[] for _ in range(num_frames)]
+    for e in events:
+        if not 0 <= e.frame < num_frames:
+            raise ValueError(f"event at frame {e.frame} outside the {num_frames} frames 0..{num_frames - 1}")
         per_frame[e.frame].append((e.class_idx, e.source, e.azimuth, e.distance_cm / 100.0))
     sentences = []
     for frame_events in per_frame:
         frame_events.sort(key=lambda item: (item[0], item[1]))
         sentences.append(ground_truth_sentence(template, [(c, az, d) for c, _, az, d in frame_events], fits))
     return sentences
+
+
+def frame_sentences(target: np.ndarray, template: str, fits: Optional[Callable[[str], bool]] = None) -> list[str]:
+    """Return one ground-truth sentence per frame of an ADPIT target ``(frames, 6, 4, 13)``.
+
+    Events come from :func:`seld.data.targets.target_to_events` and are written by
+    :func:`event_frame_sentences` (by class index, then by instance (track) id). ``fits``: see
+    :func:`ground_truth_sentence` (crowded frames keep the sources that fit, in that order).
+    """
+    from seld.data.targets import target_to_events
+
+    target = np.asarray(target)
+    if target.ndim != 4:
+        raise ValueError(f"target must be (frames, 6, 4, 13), got {tuple(target.shape)}")
+    return event_frame_sentences(target_to_events(target), target.shape[0], template, fits)
