@@ -28,7 +28,9 @@ the encoder's pre-training adds): the same architecture and tokenizer, weights d
 library's own initialisation from ``init_seed``, nothing downloaded.
 
 Weights are frozen (``requires_grad`` false) and the module stays in eval mode even when a parent
-calls ``train()``; gradients still flow through it to the injected tokens. Sequences are padded
+calls ``train()``; gradients still flow through it to the injected tokens. Where they do, on a CPU
+under bf16 autocast, attention runs as plain matmul + softmax (sdpa's math backend): the fused CPU
+kernel's bf16 backward is several times slower (``scripts/bench/bench_training.py --stages live``). Sequences are padded
 to the longest in the batch: with CLIP's causal mask, positions up to EOT do not see the padding.
 """
 from __future__ import annotations
@@ -195,6 +197,17 @@ def _weights_rng(cfg: TextEncoderConfig) -> Iterator[None]:
         yield
 
 
+def _attention_backend(embeds: torch.Tensor) -> contextlib.AbstractContextManager:
+    """sdpa's math backend where a backward pass will run through the encoder on a CPU in bf16
+    autocast (the fused kernel's bf16 backward is the slow part there); elsewhere no change."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if (embeds.device.type == "cpu" and embeds.requires_grad and torch.is_grad_enabled()
+            and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
+
+
 def _existing(path: str, what: str, want_dir: bool) -> str:
     p = Path(path).expanduser()
     if want_dir and not p.is_dir():
@@ -331,7 +344,8 @@ class FrozenTextEncoder(nn.Module):
         embeds = self._word_embeddings(ids)
         index = slots.unsqueeze(-1).expand(-1, -1, self.width)
         embeds = embeds.scatter(1, index, tokens.to(embeds.dtype))
-        pooled, hidden = self._encode_embeddings(embeds, mask, eot)
+        with _attention_backend(embeds):
+            pooled, hidden = self._encode_embeddings(embeds, mask, eot)
         return EncoderOutput(pooled=pooled, hidden=hidden, slot_hidden=hidden.gather(1, index))
 
     def forward(self, batch: TemplateBatch, tokens: torch.Tensor) -> EncoderOutput:
