@@ -1,8 +1,9 @@
 """Training throughput of both stages at real size with random weights (nothing downloaded).
 
-Usage: python scripts/bench/bench_training.py [--stages rcc,beats,clip,bert] [--batch-size 2] [--steps 2]
+Usage: python scripts/bench/bench_training.py [--stages rcc,beats,clip,bert,live] [--batch-size 2] [--steps 2]
                                               [--device cpu|cuda] [--amp none|bf16] [--channels-last]
                                               [--threads N] [--size real|tiny] [--tokenizer DIR]
+                                              [--budget-minutes 8.4] [--clips 280]
 
 * ``rcc`` / ``beats``: pre-training steps/s (forward, ADPIT, backward, Adam) of the tokenizers of
   ``configs/pretrain_rcc.yml`` and ``configs/pretrain_beats.yml`` (BEATs at its official size,
@@ -14,6 +15,14 @@ Usage: python scripts/bench/bench_training.py [--stages rcc,beats,clip,bert] [--
   ground-truth sentence cache is warm (as after the first epoch); its cold cost is printed apart.
 * tokens per sentence, ours (padded to the longest in the batch) vs the authors' (padded to 77),
   and the frozen encoder's forward time at both lengths.
+* ``live`` (not in the default list): the benchmark's GREP fine-tuning (``configs/benchmark/
+  finetune_grep.yml``: MiniLM, its batch of 4 clips and 10 training frames per clip, the tokenizer
+  of ``configs/benchmark/pretrain.yml`` with random weights) timed two ways on the same weights: the
+  frozen-token step (``tokenizer_lr: 0``: no backward before the text head) and the live language
+  path (``projection_lr`` > 0: gradients through the frozen text encoder to the projections), their
+  ratio (goal: at most 2x) and the epochs each gets from its steps alone (validation not counted)
+  in ``--budget-minutes`` over ``--clips`` training clips (defaults: the default benchmark's GREP
+  share, 0.14 x 60 minutes, and its 280 training clips).
 
 Real-size models are slow on a CPU: keep ``--steps`` and ``--batch-size`` small there (defaults:
 2 steps of 2 clips after one warm-up step); ``--size tiny`` runs the same code on test-size models.
@@ -218,10 +227,64 @@ def bench_finetune(kind: str, args: argparse.Namespace, device: torch.device) ->
             f"{kind}_pooled_diff_77": same}
 
 
+def _live_task(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The benchmark's GREP fine-tuning task with random tokenizer weights, and its config."""
+    from seld.config import load_config
+    from seld.models.text_encoders import tiny_text_encoder_config
+    from seld.train.stages import FinetuneConfig, PretrainConfig, apply_stream_channels, build_finetune_task
+
+    overrides = ["model.pretrained=null", "frozen_tokenizer_eval=false"]  # held as at evaluation again below
+    cfg = load_config(ROOT / "configs/benchmark/finetune_grep.yml", FinetuneConfig, overrides)
+    cfg.model.text_encoder.tokenizer = args.tokenizer or cfg.model.text_encoder.tokenizer
+    if args.size == "tiny":
+        cfg.model.text_encoder = tiny_text_encoder_config("bert", width=12, layers=1, heads=2)
+        cfg.model.tokenizer = _tokenizer_config("rcc", "tiny", 12)
+    else:
+        pre = load_config(ROOT / "configs/benchmark/pretrain.yml", PretrainConfig, [])
+        cfg.model.tokenizer = apply_stream_channels(pre.model.tokenizer, pre.data.streams)
+    torch.manual_seed(0)
+    task = build_finetune_task(cfg, {}, load_weights=False)
+    task.frozen_tokenizer_eval = True  # the benchmark's frozen_tokenizer_eval: the held tokenizer in eval mode
+    return task, cfg
+
+
+def bench_live(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    """Frozen-token step vs the live language path's step on the benchmark's GREP configuration."""
+    from seld.text.sentences import frame_sentences
+    from seld.text.templates import TEMPLATES
+
+    task, cfg = _live_task(args)
+    batch_size = args.batch_size or cfg.train.batch_size
+    steps = args.steps
+    # warm ground-truth cache (as after the first epoch): every sentence of the timed batches
+    for step in range(steps + 1):
+        tgt = random_batch(batch_size, step, torch.device("cpu"))["target"].numpy()
+        task.gt_cache.embed([s for t in tgt for i in task.training_template_pool for s in frame_sentences(t, TEMPLATES[i])])
+    timed = {}
+    for name, live in (("frozen", False), ("live", True)):
+        task.freeze_tokenizer(live_projections=live)
+        timed[name] = time_optimizer_steps(task, lambda step: random_batch(batch_size, step, device), steps, 1,
+                                           device, args.amp, lr=cfg.train.lr, channels_last=args.channels_last)
+    ratio = timed["live"] / timed["frozen"]
+    steps_per_epoch = max(1, args.clips // batch_size)
+    epochs = {k: args.budget_minutes * 60.0 / (v * steps_per_epoch) for k, v in timed.items()}
+    trainable = sum(p.numel() for p in task.parameters() if p.requires_grad)  # the live set, timed last
+    print(f"fine-tuning RCC-BERT-GREP, benchmark config ({task.text_encoder.name}; batch {batch_size} clips x "
+          f"{task.train_frames or 50} frames through the encoder, median of {steps} steps):")
+    print(f"  frozen tokens (tokenizer_lr 0):            {timed['frozen']:.3f} s/step, {epochs['frozen']:6.1f} epochs "
+          f"in {args.budget_minutes:g} min over {args.clips} clips ({steps_per_epoch} steps/epoch, steps only)")
+    print(f"  live projections (gradients through the encoder, {trainable / 1e3:.0f} k trainable): "
+          f"{timed['live']:.3f} s/step, {epochs['live']:6.1f} epochs")
+    print(f"  live / frozen step time: {ratio:.2f}x (goal <= 2x: {'met' if ratio <= 2 else 'missed'})")
+    return {"live_frozen_step_s": timed["frozen"], "live_step_s": timed["live"], "live_ratio": ratio,
+            "live_frozen_epochs": epochs["frozen"], "live_epochs": epochs["live"]}
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", default="rcc,beats,clip,bert", help="comma list of rcc, beats, clip, bert")
-    parser.add_argument("--batch-size", type=int, default=2, help="clips per step")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="clips per step (default 2; live: the benchmark config's 4)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps (after one warm-up step)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", default="none", choices=["none", "bf16"])
@@ -230,6 +293,9 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     parser.add_argument("--size", default="real", choices=["real", "tiny"])
     parser.add_argument("--tokenizer", default=None,
                         help="folder with the BERT vocabulary for the bert stage (default: the MiniLM package's)")
+    parser.add_argument("--budget-minutes", type=float, default=8.4,
+                        help="live: fine-tuning minutes the epoch counts are for (default: 0.14 x 60, the benchmark's GREP share)")
+    parser.add_argument("--clips", type=int, default=280, help="live: training clips per epoch (default: the benchmark's 280)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -237,16 +303,23 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch sees no CUDA device (torch.cuda.is_available() is False)")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in ("rcc", "beats", "clip", "bert", "live")]
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)} (rcc, beats, clip, bert, live)")
     print(f"{name}, torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), size {args.size}, "
-          f"batch {args.batch_size}, {args.steps} steps, amp {args.amp}, channels_last {args.channels_last}")
+          f"batch {args.batch_size or 'default'}, {args.steps} steps, amp {args.amp}, channels_last {args.channels_last}")
     results: dict[str, float] = {}
-    for stage in [s.strip() for s in args.stages.split(",") if s.strip()]:
+    fixed = args.batch_size
+    for stage in stages:
+        args.batch_size = fixed if fixed or stage == "live" else 2
         if stage in ("rcc", "beats"):
             results.update(bench_pretrain(stage, args, device))
         elif stage in ("clip", "bert"):
             results.update(bench_finetune(stage, args, device))
         else:
-            raise SystemExit(f"unknown stage {stage!r} (rcc, beats, clip, bert)")
+            results.update(bench_live(args, device))
+        args.batch_size = fixed
     return results
 
 

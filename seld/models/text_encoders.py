@@ -23,17 +23,24 @@ never at "the largest id" (the placeholder ids are larger than CLIP's end token)
 ``TextEncoderConfig.pooling: mean`` reads A as the mean of the last hidden states over the
 sentence's tokens instead (an option; the seed pools at the token).
 
+``TextEncoderConfig.init: random`` builds the random-weight twin of any of them (a control: what
+the encoder's pre-training adds): the same architecture and tokenizer, weights drawn by the
+library's own initialisation from ``init_seed``, nothing downloaded.
+
 Weights are frozen (``requires_grad`` false) and the module stays in eval mode even when a parent
-calls ``train()``; gradients still flow through it to the injected tokens. Sequences are padded
+calls ``train()``; gradients still flow through it to the injected tokens. Where they do, on a CPU
+under bf16 autocast, attention runs as plain matmul + softmax (sdpa's math backend): the fused CPU
+kernel's bf16 backward is several times slower (``scripts/bench/bench_training.py --stages live``). Sequences are padded
 to the longest in the batch: with CLIP's causal mask, positions up to EOT do not see the padding.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -60,6 +67,9 @@ TINY_VISION_CFG: dict[str, Any] = {"image_size": 32, "layers": 1, "width": 64, "
 POOLINGS = ("token", "mean")
 """``TextEncoderConfig.pooling`` values."""
 
+INITS = ("pretrained", "random")
+"""``TextEncoderConfig.init`` values."""
+
 
 @dataclass
 class TextEncoderConfig:
@@ -85,6 +95,14 @@ class TextEncoderConfig:
     the model's own pooling token, [CLS] for BERT, end-of-text for CLIP) or ``mean`` (mean over
     the sentence's tokens, padding excluded: how sentence-transformers such as MiniLM were
     trained; CLIP applies its projection after the mean).
+    ``init``: ``pretrained`` (the weights named above) or ``random``: the random-weight twin, a
+    control for what the pre-training adds. Same architecture (``clip``: open_clip's config of
+    ``name`` with the activation of the ``pretrained`` tag; ``hf_clip`` / ``bert``: the
+    ``config.json`` of ``path`` / ``name`` / the MiniLM folder) and the same tokenizer, weights
+    drawn by the library's own initialisation from ``init_seed`` (the global torch RNG is left
+    untouched, so the rest of a run draws what it would with the pre-trained encoder); no weights
+    are read or downloaded. A fine-tuning checkpoint stores the encoder's weights like any other.
+    ``init_seed``: seed of the random weights (``init: random``).
     """
 
     kind: str = "clip"
@@ -95,10 +113,19 @@ class TextEncoderConfig:
     quick_gelu: Optional[bool] = None
     model_config: Optional[dict[str, Any]] = None
     pooling: str = "token"
+    init: str = "pretrained"
+    init_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ConfigError(f"text encoder: unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
+        if self.init not in INITS:
+            raise ConfigError(f"text encoder: unknown init {self.init!r}; valid: {', '.join(INITS)}")
+
+    @property
+    def random_init(self) -> bool:
+        """Whether the weights are the seeded random twin's (``init: random``)."""
+        return self.init == "random"
 
     @property
     def resolved_name(self) -> str:
@@ -158,6 +185,29 @@ def minilm_path() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _weights_rng(cfg: TextEncoderConfig) -> Iterator[None]:
+    """With ``init: random``, draw the weights built inside from ``init_seed`` on a forked CPU RNG
+    (the global RNG is restored afterwards); otherwise do nothing."""
+    if not cfg.random_init:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.init_seed)
+        yield
+
+
+def _attention_backend(embeds: torch.Tensor) -> contextlib.AbstractContextManager:
+    """sdpa's math backend where a backward pass will run through the encoder on a CPU in bf16
+    autocast (the fused kernel's bf16 backward is the slow part there); elsewhere no change."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if (embeds.device.type == "cpu" and embeds.requires_grad and torch.is_grad_enabled()
+            and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
+
+
 def _existing(path: str, what: str, want_dir: bool) -> str:
     p = Path(path).expanduser()
     if want_dir and not p.is_dir():
@@ -169,14 +219,16 @@ def _existing(path: str, what: str, want_dir: bool) -> str:
 
 def _load_hf_model(cfg: TextEncoderConfig, config_cls: Any, model_cls: Any, what: str) -> tuple[Any, str, list[str]]:
     """A Hugging Face model of ``cfg`` (``kind`` hf_clip or bert): random from ``model_config``, else
-    from ``path`` / the hub name / the MiniLM package; returns (model, source, missing weight keys)."""
+    from ``path`` / the hub name / the MiniLM package (``init: random``: that source's config.json
+    only, seeded random weights); returns (model, source, weight keys the source lacks)."""
     name = cfg.resolved_name
     if cfg.quick_gelu is not None:
         raise ConfigError(f"text encoder key 'quick_gelu' applies to kind 'clip' only ({cfg.kind} reads its config.json)")
     if cfg.model_config is not None:
         if cfg.path:
             raise ConfigError(f"{cfg.kind}: give either 'model_config' (random init) or 'path', not both")
-        return model_cls(config_cls(**cfg.model_config)), name, []
+        with _weights_rng(cfg):
+            return model_cls(config_cls(**cfg.model_config)), name, []
     if cfg.path:
         source = _existing(cfg.path, f"{cfg.kind} text encoder {name!r}", want_dir=True)
     elif cfg.kind == "bert" and name == MINILM_NAME:
@@ -184,6 +236,13 @@ def _load_hf_model(cfg: TextEncoderConfig, config_cls: Any, model_cls: Any, what
     else:
         source = name
     try:
+        if cfg.random_init:
+            config = config_cls.from_pretrained(source)
+            with _weights_rng(cfg):
+                model = model_cls(config)
+            # a text tower saved without its projection (CLIPTextModel) pools without it, pre-trained or not
+            missing = ["text_projection.weight"] if (config.architectures or []) == ["CLIPTextModel"] else []
+            return model, source, missing
         model, info = model_cls.from_pretrained(source, output_loading_info=True)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"cannot load {what} {source!r} (offline? give 'path'): {err}") from err
@@ -285,7 +344,8 @@ class FrozenTextEncoder(nn.Module):
         embeds = self._word_embeddings(ids)
         index = slots.unsqueeze(-1).expand(-1, -1, self.width)
         embeds = embeds.scatter(1, index, tokens.to(embeds.dtype))
-        pooled, hidden = self._encode_embeddings(embeds, mask, eot)
+        with _attention_backend(embeds):
+            pooled, hidden = self._encode_embeddings(embeds, mask, eot)
         return EncoderOutput(pooled=pooled, hidden=hidden, slot_hidden=hidden.gather(1, index))
 
     def forward(self, batch: TemplateBatch, tokens: torch.Tensor) -> EncoderOutput:
@@ -326,9 +386,13 @@ class OpenClipTextEncoder(FrozenTextEncoder):
                     f"valid tags: {open_clip.list_pretrained_tags_by_model(name)}"
                 )
             quick_gelu = bool(tag_cfg.get("quick_gelu", False))
-        weights = _existing(cfg.path, f"clip text encoder {name!r}", want_dir=False) if cfg.path else cfg.pretrained
+        if cfg.random_init:  # the twin: the tag's architecture and activation, seeded random weights
+            weights = None
+        else:
+            weights = _existing(cfg.path, f"clip text encoder {name!r}", want_dir=False) if cfg.path else cfg.pretrained
         try:
-            model = open_clip.create_model(name, pretrained=weights, force_quick_gelu=bool(quick_gelu), **model_kwargs)
+            with _weights_rng(cfg):
+                model = open_clip.create_model(name, pretrained=weights, force_quick_gelu=bool(quick_gelu), **model_kwargs)
         except RuntimeError as err:
             raise CheckpointError(f"cannot build open_clip model {name!r} with weights {weights!r}: {err}") from err
         text = getattr(model, "text", model)  # CustomTextCLIP keeps its text tower in .text

@@ -94,10 +94,14 @@ class Tokenizer(nn.Module):
             raise ValueError(f"tokenizer: the three encoders give different shapes {shapes}; check the input sizes and pools")
         return self.fusion(feats)
 
+    def project(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Streams ``{source, doa, dist: (batch, T', rows, d_model)}`` (:meth:`stream_features`) through
+        P_audio / P_doa / P_dist -> tokens ``(batch, T', 3, embed_dim)``."""
+        return torch.stack([self.projections[s](feats[s]) for s in STREAMS], dim=2)
+
     def forward(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """``src (B, C_src, 250, 64)``, ``doa (B, C_doa, 250, 64)``, ``dist (B, C_dist, 250, 64)`` -> ``(B, 50, 3, embed_dim)``."""
-        feats = self.stream_features(src, doa, dist)
-        return torch.stack([self.projections[s](feats[s]) for s in STREAMS], dim=2)
+        return self.project(self.stream_features(src, doa, dist))
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters that training updates (everything but the frozen BEATs transformer)."""

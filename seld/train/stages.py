@@ -2,7 +2,8 @@
 
 * Pre-training (spec section 5): tokenizer + pre-training head under ADPIT.
 * Fine-tuning (spec section 6): tokens injected into a template, a frozen text encoder, a GREP or
-  TREP head; loss ``embed_weight * MAE(A, E_text(X_gt)) + adpit_weight * ADPIT``.
+  TREP head; loss ``embed_weight * MAE(A, E_text(X_gt)) + adpit_weight * ADPIT`` (``loss.embed``:
+  the alignment term may be a cosine or a contrastive InfoNCE instead of the paper's MAE).
 * Baseline: the DCASE2025 baseline CRNN (:mod:`seld.models.seldnet`) under ADPIT, for comparisons.
 
 A checkpoint of either stage holds everything needed to rebuild its model without the YAML
@@ -25,7 +26,16 @@ from seld.accdoa import activate_output
 from seld.config import from_dict, to_dict
 from seld.data.dataset import StreamConfig
 from seld.errors import CheckpointError, ConfigError
-from seld.losses import adpit_loss, mae_alignment_loss
+from seld.losses import (
+    EMBED_LOSSES,
+    INFONCE_DIRECTIONS,
+    LearnedTemperature,
+    adpit_loss,
+    cosine_alignment_loss,
+    infonce_alignment_loss,
+    mae_alignment_loss,
+    sentence_groups,
+)
 from seld.metrics import MetricConfig
 from seld.models.heads import HeadConfig, PretrainHead, TrepHead, build_head
 from seld.models.pretrain import ModelConfig, PretrainModel
@@ -213,9 +223,35 @@ class FinetuneModelConfig:
 
 @dataclass
 class FinetuneLossConfig:
+    """``loss:``: ``embed_weight * embed(A, E_text(X_gt)) + adpit_weight * ADPIT``."""
+
     embed_weight: float = 0.01
-    """Weight of MAE(A, E_text(X_gt))."""
+    """Weight of the alignment term between A and the ground-truth sentence's embedding."""
     adpit_weight: float = 1.0
+    embed: str = "mae"
+    """The alignment term (:func:`seld.losses` ``*_alignment_loss``): ``mae`` (the paper's, mean
+    absolute error of A and E_text(X_gt)), ``cosine`` (mean 1 - cos), or ``infonce``: a contrastive
+    loss over the batch's frames (cosine logits over a learned temperature) in which frames with
+    equal ground-truth sentences are never negatives: audio -> text is a softmax over the batch's
+    distinct sentences, text -> audio counts every frame of the sentence as a positive."""
+    infonce_direction: str = "symmetric"
+    """``infonce``: ``symmetric`` (the mean of both directions, CLIP's) or ``audio_to_text``."""
+    temperature: float = 0.07
+    """``infonce``: initial temperature (CLIP's 0.07). It is learned as a log inverse temperature
+    (a weight of the task, saved in checkpoints), clamped to >= 0.01."""
+    temperature_lr: Optional[float] = None
+    """``infonce``: learning rate of the temperature, in its own parameter group without weight
+    decay (None: ``train.lr``; 0: held at ``temperature``)."""
+
+    def __post_init__(self) -> None:
+        if self.embed not in EMBED_LOSSES:
+            raise ValueError(f"loss.embed: unknown alignment loss {self.embed!r}; valid: {', '.join(EMBED_LOSSES)}")
+        if self.infonce_direction not in INFONCE_DIRECTIONS:
+            raise ValueError(f"loss.infonce_direction: unknown {self.infonce_direction!r}; valid: {', '.join(INFONCE_DIRECTIONS)}")
+        if not 0.01 <= self.temperature:
+            raise ValueError(f"loss.temperature must be >= 0.01 (the clamp of the learned temperature), got {self.temperature}")
+        if self.temperature_lr is not None and self.temperature_lr < 0:
+            raise ValueError(f"loss.temperature_lr must be >= 0 or null (train.lr), got {self.temperature_lr}")
 
 
 @dataclass
@@ -232,6 +268,15 @@ class FinetuneConfig:
     text encoder's forward run without autograd (only the text head learns; the same weights as a
     learning rate of 0 with gradients, at a fraction of the step's cost). BatchNorm and dropout
     keep their training behaviour unless ``frozen_tokenizer_eval``."""
+    projection_lr: Optional[float] = None
+    """Recipe option, with a pre-trained tokenizer (None: the projections learn with the rest of the
+    tokenizer at ``tokenizer_lr``): learning rate of the tokenizer's projection layers P_audio /
+    P_doa / P_dist alone, in their own parameter group. With ``tokenizer_lr: 0`` it is the live
+    language path: the encoders and the fusion stay held (run without autograd), the projections
+    learn from gradients through the frozen text encoder (the alignment loss and the head's ADPIT;
+    with ``model.head.residual`` the held direct path reads the same tokens, so it moves with them
+    and its ADPIT reaches them too). 0 holds the projections (gradients still pass through them to
+    a learning tokenizer)."""
     eval_template: int = 1
     """Template index used at validation and inference (training draws one per clip and step)."""
     train_templates: Optional[list[int]] = None
@@ -276,9 +321,22 @@ class FinetuneConfig:
                              "model.pretrained to the pre-training checkpoint, or frozen_tokenizer_eval: false")
         if self.tokenizer_lr < 0:
             raise ValueError(f"tokenizer_lr must be >= 0 (0 freezes the pre-trained tokenizer), got {self.tokenizer_lr}")
-        if freezes_tokenizer(self.tokenizer_lr, self.model.pretrained) and self.loss.adpit_weight == 0:
+        if self.projection_lr is not None:
+            if self.projection_lr < 0:
+                raise ValueError(f"projection_lr must be >= 0 or null (as tokenizer_lr), got {self.projection_lr}")
+            if not self.model.pretrained:
+                raise ValueError("projection_lr sets the rate of a pre-trained tokenizer's projections, but model.pretrained "
+                                 "is empty (a tokenizer trained from scratch learns at train.lr, projections included): "
+                                 "set model.pretrained, or projection_lr: null")
+        tokens_held = freezes_tokenizer(self.tokenizer_lr, self.model.pretrained) and not self.projection_lr
+        if tokens_held and self.loss.adpit_weight == 0:
             raise ValueError("tokenizer_lr 0 freezes the pre-trained tokenizer, so the embedding loss alone has nothing "
-                             "to train (it depends on the tokens only): set loss.adpit_weight > 0 or tokenizer_lr > 0")
+                             "to train (it depends on the tokens only): set loss.adpit_weight > 0, tokenizer_lr > 0 "
+                             "or projection_lr > 0")
+        if tokens_held and self.loss.embed != "mae" and self.loss.embed_weight > 0:
+            raise ValueError(f"loss.embed {self.loss.embed} aligns the tokens with their sentences, but tokenizer_lr 0 "
+                             "(projection_lr null or 0) holds every weight before the text encoder, so it would train "
+                             "nothing: set projection_lr > 0 (the live language path) or tokenizer_lr > 0")
 
 
 def freezes_tokenizer(tokenizer_lr: float, pretrained: Any) -> bool:
@@ -318,9 +376,11 @@ class FinetuneTask(SeldTask):
         train_frames: int | None = None,
         token_head: PretrainHead | None = None,
         frozen_tokenizer_eval: bool = False,
+        projection_lr: float | None = None,
     ):
         super().__init__()
         self.frozen_tokenizer_eval = frozen_tokenizer_eval
+        self.projection_lr = projection_lr
         self.token_head = token_head
         """``model.head.residual``: the pre-training head, a direct path from the tokens to the output."""
         self.train_templates = list(train_templates) if train_templates else None
@@ -337,13 +397,20 @@ class FinetuneTask(SeldTask):
         self.eval_template = eval_template
         self.pretrained_tokenizer = pretrained_tokenizer
         self.gt_cache = GroundTruthCache(text_encoder, max_entries=gt_cache_size)
+        self.temperature = LearnedTemperature(loss.temperature) if loss.embed == "infonce" else None
+        """``loss.embed: infonce``: the learned temperature (a weight of the task)."""
         self._extras = extras
         self._template_cache: dict[str, TemplateBatch] = {}
         self.frozen_tokenizer = False
         """``tokenizer_lr: 0`` with a pre-trained tokenizer: nothing before the text head learns, so no
         gradient is computed there (the backward pass covers the text head alone)."""
+        self.live_projections = False
+        """With ``frozen_tokenizer``: the projections learn (``projection_lr`` > 0), so the backward pass
+        runs through the text encoder to them; the rest of the tokenizer still runs without autograd."""
         if freezes_tokenizer(tokenizer_lr, pretrained_tokenizer):
-            self.freeze_tokenizer()
+            self.freeze_tokenizer(live_projections=bool(projection_lr))
+        elif projection_lr == 0 and pretrained_tokenizer:
+            self.tokenizer.projections.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "FinetuneTask":
         super().train(mode)
@@ -353,12 +420,16 @@ class FinetuneTask(SeldTask):
                 self.token_head.eval()
         return self
 
-    def freeze_tokenizer(self) -> None:
-        """Hold the tokenizer and the direct path (``tokenizer_lr: 0``): no gradients, out of the optimiser."""
+    def freeze_tokenizer(self, live_projections: bool = False) -> None:
+        """Hold the tokenizer and the direct path (``tokenizer_lr: 0``): no gradients, out of the optimiser;
+        ``live_projections``: all but the projection layers (``projection_lr`` > 0)."""
         self.frozen_tokenizer = True
         self.tokenizer.requires_grad_(False)
         if self.token_head is not None:
             self.token_head.requires_grad_(False)
+        self.live_projections = live_projections
+        if live_projections:
+            self.tokenizer.projections.requires_grad_(True)
 
     def _templates(self, templates: list[str], frames: int, device: torch.device) -> TemplateBatch:
         key = "\x00".join(templates)
@@ -387,9 +458,14 @@ class FinetuneTask(SeldTask):
     ):
         """Return (output ``(B, T, 117)``, A ``(B, T, out_dim)``) for the given per-clip templates;
         with ``frames (B, n)`` only at those label frames (``T`` = n)."""
-        frozen = torch.no_grad if self.frozen_tokenizer else contextlib.nullcontext
+        frozen = torch.no_grad if self.frozen_tokenizer and not self.live_projections else contextlib.nullcontext
         with frozen():
-            tokens = self.tokenizer(src, doa, dist)  # (B, T, 3, E)
+            if self.live_projections:  # held encoders and fusion without autograd, then the learning projections
+                with torch.no_grad():
+                    feats = self.tokenizer.stream_features(src, doa, dist)
+                tokens = self.tokenizer.project(feats)
+            else:
+                tokens = self.tokenizer(src, doa, dist)  # (B, T, 3, E)
             if detach_tokens:  # head warm-up: no gradient reaches the tokenizer
                 tokens = tokens.detach()
             if frames is not None:
@@ -444,19 +520,37 @@ class FinetuneTask(SeldTask):
         out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates, detach_tokens=warming, frames=frames)
         target_np = target.detach().cpu().numpy()
         sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl, self.text_encoder.tokenizer.fits)]
-        gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
-        embed = mae_alignment_loss(pooled.float(), gt.float())
+        logs: dict[str, float] = {}
+        if self.temperature is not None:  # infonce: the batch's distinct sentences are the candidates
+            distinct, index = sentence_groups(sentences)
+            text = self.gt_cache.embed(distinct, device=pooled.device)
+            scale = self.temperature()
+            embed = infonce_alignment_loss(pooled.reshape(-1, pooled.shape[-1]).float(), text.float(), index, scale,
+                                           self.loss_cfg.infonce_direction)
+            logs["temperature"] = float(1.0 / scale.detach())
+        else:
+            gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
+            align = cosine_alignment_loss if self.loss_cfg.embed == "cosine" else mae_alignment_loss
+            embed = align(pooled.float(), gt.float())
         adpit = adpit_loss(out.float(), target)
         loss = self.loss_cfg.embed_weight * embed + self.loss_cfg.adpit_weight * adpit
-        return StepOutput(loss=loss, output=out, logs={"adpit": float(adpit.detach()), "embed": float(embed.detach())})
+        return StepOutput(loss=loss, output=out, logs={"adpit": float(adpit.detach()), "embed": float(embed.detach()), **logs})
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         tok_lr = self.tokenizer_lr if self.pretrained_tokenizer else lr
+        own_rate = self.projection_lr is not None and self.pretrained_tokenizer  # projections in their own group
+        projections = list(self.tokenizer.projections.parameters()) if own_rate else []
+        apart = {id(p) for p in projections}
         pretrained = [*self.tokenizer.parameters(), *(self.token_head.parameters() if self.token_head is not None else ())]
         groups = [
-            {"params": [p for p in pretrained if p.requires_grad], "lr": tok_lr, "name": "tokenizer"},
+            {"params": [p for p in pretrained if p.requires_grad and id(p) not in apart], "lr": tok_lr, "name": "tokenizer"},
+            {"params": [p for p in projections if p.requires_grad], "lr": self.projection_lr, "name": "projections"},
             {"params": [p for p in self.head.parameters() if p.requires_grad], "lr": lr, "name": "head"},
         ]
+        if self.temperature is not None:
+            t_lr = self.loss_cfg.temperature_lr
+            groups.append({"params": [self.temperature.log_scale], "lr": lr if t_lr is None else t_lr,
+                           "name": "temperature", "weight_decay": 0.0})
         return [g for g in groups if g["params"]]  # a frozen tokenizer leaves the optimiser
 
     def checkpoint_extras(self) -> dict[str, Any]:
@@ -551,7 +645,7 @@ def build_finetune_task(
         tokenizer, text_encoder, head, head_type, cfg.loss, cfg.tokenizer_lr, cfg.eval_template,
         cfg.gt_cache_size, extras, pretrained_tokenizer=m.pretrained is not None,
         head_warmup_steps=cfg.head_warmup_steps, train_templates=cfg.train_templates, train_frames=cfg.train_frames,
-        token_head=token_head, frozen_tokenizer_eval=cfg.frozen_tokenizer_eval,
+        token_head=token_head, frozen_tokenizer_eval=cfg.frozen_tokenizer_eval, projection_lr=cfg.projection_lr,
     )
 
 
@@ -730,8 +824,12 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
         record = {k: extras[k] for k in ("normalization", "features") if k in extras}
         task = build_finetune_task(cfg, record, load_weights=False)
         run = ckpt.get("config") or {}  # the run's whole config, stored with every checkpoint
-        if freezes_tokenizer(run.get("tokenizer_lr"), (run.get("model") or {}).get("pretrained")):
-            task.freeze_tokenizer()  # trained with tokenizer_lr 0: what trained is the text head alone
+        pretrained = (run.get("model") or {}).get("pretrained")
+        if freezes_tokenizer(run.get("tokenizer_lr"), pretrained):
+            # trained with tokenizer_lr 0: what trained is the text head alone (and projection_lr's projections)
+            task.freeze_tokenizer(live_projections=bool(run.get("projection_lr")))
+        elif run.get("projection_lr") == 0 and pretrained:
+            task.tokenizer.projections.requires_grad_(False)
     elif stage == "baseline":
         base_cfg = from_dict(BaselineModelConfig, extras["model"], source=f"{src} (model config)")
         task = BaselineTask(SeldNet(base_cfg.seldnet), base_cfg.inputs, extras)

@@ -37,3 +37,16 @@ def test_bench_training_tiny_bf16_channels_last(capsys):
     out = capsys.readouterr().out
     assert "amp bf16, channels_last True" in out and "pre-training rcc" in out
     assert math.isfinite(res["pretrain_rcc_steps_per_s"]) and res["pretrain_rcc_steps_per_s"] > 0
+
+
+def test_bench_training_tiny_live_against_frozen_tokens(capsys):
+    with single_thread():
+        res = _load().main(["--size", "tiny", "--steps", "1", "--stages", "live", "--budget-minutes", "2", "--clips", "10"])
+    out = capsys.readouterr().out
+    for line in ("frozen tokens (tokenizer_lr 0)", "live projections (gradients through the encoder", "live / frozen step time",
+                 "batch 4 clips x 10 frames"):  # the benchmark config's batch and training frames
+        assert line in out
+    assert res["live_step_s"] > 0 and res["live_frozen_step_s"] > 0
+    assert res["live_ratio"] == res["live_step_s"] / res["live_frozen_step_s"]
+    for key, step in (("live_epochs", "live_step_s"), ("live_frozen_epochs", "live_frozen_step_s")):
+        assert math.isclose(res[key], 2 * 60 / (res[step] * (10 // 4)))  # budget / (step time x steps per epoch)
