@@ -34,6 +34,7 @@ def _benchmark() -> Any:
     spec = importlib.util.spec_from_file_location("synthetic_benchmark", Path(__file__).with_name("synthetic_benchmark.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["synthetic_benchmark"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -79,8 +80,8 @@ def run_variant(bench: Any, name: str, overrides: list[str], args: argparse.Name
         row.update(epoch=epochs, train_minutes=(time.time() - t) / 60.0)
         curve["points"].append(row)
         al = row.get("alignment", {})
-        print(f"[{name}] epoch {epochs}: val F {100 * row['F']:.1f}, R@1 {100 * al.get('r1', float('nan')):.1f} "
-              f"(chance {100 * al.get('chance_r1', float('nan')):.2f}), median rank {al.get('median_rank', '-')}", flush=True)
+        print(f"[{name}] epoch {epochs}: val F {100 * row['F']:.1f}, R@1 {100 * al.get('recall_at_1', float('nan')):.1f} "
+              f"(chance {100 * al.get('chance_recall_at_1', float('nan')):.2f}), median rank {al.get('median_rank', '-')}", flush=True)
         save(Path(args.out), curves, args)
 
 
@@ -96,7 +97,7 @@ def save(out: Path, curves: dict[str, Any], args: argparse.Namespace) -> None:
     for name, c in curves.items():
         for p in c["points"]:
             al = p.get("alignment")
-            cells = (f"{100 * al['r1']:.1f} ({100 * al['chance_r1']:.2f}) | {100 * al['r10']:.1f} | "
+            cells = (f"{100 * al['recall_at_1']:.1f} ({100 * al['chance_recall_at_1']:.2f}) | {100 * al['recall_at_10']:.1f} | "
                      f"{al['median_rank']:g} / {al['candidates']}") if al else "- | - | -"
             lines.append(f"| {name} | `{','.join(c['overrides']) or '(config)'}` | {p['epoch']} | {100 * p['F']:.1f} | {cells} |")
     atomic_write_text(out / "search.md", "\n".join(lines) + "\n")
@@ -116,7 +117,7 @@ def plot(path: Path, curves: dict[str, Any]) -> None:
         pts = sorted(c["points"], key=lambda p: p["epoch"])
         color = plt.get_cmap("tab10")(i % 10)
         ax_f.plot([p["epoch"] for p in pts], [100 * p["F"] for p in pts], marker="o", color=color, label=name)
-        al = [(p["epoch"], 100 * p["alignment"]["r1"], 100 * p["alignment"]["chance_r1"]) for p in pts if p.get("alignment")]
+        al = [(p["epoch"], 100 * p["alignment"]["recall_at_1"], 100 * p["alignment"]["chance_recall_at_1"]) for p in pts if p.get("alignment")]
         if al:
             ax_r.plot([a[0] for a in al], [a[1] for a in al], marker="o", color=color, label=name)
             ax_r.axhline(10 * al[-1][2], color="grey", ls=":", lw=0.8)

