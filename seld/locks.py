@@ -67,7 +67,10 @@ class FolderLock:
             raise RuntimeError(f"{self.folder}: this FolderLock is already held")
         if not self.folder.is_dir() and not self.create:
             return None
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SeldError(f"cannot create the output folder {self.folder} ({err})") from err
         path = self.folder / LOCK_FILE
         key = str(path.resolve())
         if key in _HELD:
