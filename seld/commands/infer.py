@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seld.inference import InferenceOptions, infer_to_csv, set_threads, write_manifest
+    from seld.inference import InferenceOptions, infer_to_csv, list_audio, set_threads, write_manifest
     from seld.locks import FolderLock
     from seld.train.stages import load_task
 
@@ -31,10 +31,11 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.num_threads)
     device = device_name(args.device)
     started = time.time()
-    with FolderLock(args.out, "seld infer"):  # first: a folder in use stops the run before any work
-        model = load_task(args.checkpoint, device)
-        opts = InferenceOptions(threshold=args.threshold, merge_deg=args.merge_deg, batch_size=args.batch_size,
-                                resample=args.resample, mono_to_stereo=args.mono_to_stereo)
+    model = load_task(args.checkpoint, device)
+    list_audio(args.audio)  # a bad checkpoint or audio path stops here, leaving no --out folder behind
+    opts = InferenceOptions(threshold=args.threshold, merge_deg=args.merge_deg, batch_size=args.batch_size,
+                            resample=args.resample, mono_to_stereo=args.mono_to_stereo)
+    with FolderLock(args.out, "seld infer"):  # a folder in use stops the run, naming the holder
         report = infer_to_csv(model, args.audio, args.out, opts, device, progress=progress)
         manifest = write_manifest(args.out, args.checkpoint, args.audio, opts, report, started)
     for line in report.failure_lines():
