@@ -16,10 +16,10 @@ never leaves a half-written file under the final name.
 The run holds an exclusive lock on ``<output_dir>`` (:mod:`seld.locks`: file ``.seld.lock``, naming
 its holder): a second run into the same folder stops at once with a message naming the holder; the
 lock goes with the process that holds it (also when it is killed).
-Worker processes exit by themselves when their parent process dies; a worker that dies stops the run
-with :class:`WorkerDiedError` saying how it ended (instead of waiting for its lost clips). ``<output_dir>/config.yml``
-is written only once the run has produced (or found) a valid clip file, so a run that fails at
-start-up or on every clip leaves none behind. Clips whose audio is digital silence while their
+Worker processes exit by themselves when their parent process dies; a worker that dies stops the
+run with :class:`WorkerDiedError` saying how it ended (instead of waiting for its lost clips).
+``<output_dir>/config.yml`` is written only once the run has produced (or found) a valid clip file,
+so a run that fails at start-up or on every clip leaves none behind. Clips whose audio is digital silence while their
 CSV lists events, or that have one silent channel, are computed but reported in
 ``ExtractionReport.warnings``.
 """
@@ -454,7 +454,9 @@ def _in_worker_processes(tasks: list[tuple[FeatureConfig, list[Clip]]], workers:
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    lost = sorted(c.clip_id for batch in [clips, *pending.values()] for c in batch)
+                    finished = [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]
+                    lost = sorted(c.clip_id for batch in [clips, *(b for f, b in pending.items() if f not in finished)]
+                                  for c in batch)
                     shown = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
                     raise WorkerDiedError(
                         f"a feature worker process {_how_workers_ended(processes)}; {len(lost)} clip(s) were not "
