@@ -117,7 +117,8 @@ def _private_cache(cache: Path) -> Path:
     return cache
 
 
-def library_path(cc: str | None = None, cache: Path | None = None, flags: tuple[str, ...] = FLAGS) -> tuple[str, Path]:
+def compiler_and_library(cc: str | None = None, cache: Path | None = None,
+                         flags: tuple[str, ...] = FLAGS) -> tuple[str, Path]:
     """(compiler, cached library path): the name hashes the source, the compiler and its version,
     the flags and the CPU. Raises NativeBuildError when there is no compiler."""
     cc = cc or os.environ.get("CC") or "cc"
@@ -140,7 +141,7 @@ def build(cc: str | None = None, cache: Path | None = None, flags: tuple[str, ..
     concurrent processes never load half a file. The cache folder must be private (see the module).
 
     Raises :class:`NativeBuildError` naming the compiler and its message when that fails."""
-    compiler, target = library_path(cc, cache, flags)
+    compiler, target = compiler_and_library(cc, cache, flags)
     _private_cache(target.parent)
     if not rebuild and os.path.lexists(target):
         return target  # checked when it is loaded (Kernel)

@@ -77,6 +77,8 @@ class TrainConfig:
     """How a stage trains; every field is set in YAML (``train:`` section)."""
 
     out_dir: str = "runs/experiment"
+    """The run's folder; one run at a time holds it (:mod:`seld.locks`; rank 0 under DDP): a second
+    run into it stops at start-up, naming the first."""
     epochs: int = 100
     batch_size: int = 8
     """Per process: the global batch under DDP is ``batch_size * world_size``."""

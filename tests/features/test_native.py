@@ -309,7 +309,7 @@ def _plant(tmp_path, cache, mark) -> Path:
     src = tmp_path / "planted.c"
     src.write_text(_PLANTED)
     cache.mkdir(mode=0o700, exist_ok=True)
-    lib = native.library_path(cache=cache)[1]
+    lib = native.compiler_and_library(cache=cache)[1]
     built = tmp_path / f"planted-{mark.name}.so"
     subprocess.run([os.environ.get("CC") or "cc", "-shared", "-fPIC", f'-DMARK="{mark}"', "-o", str(built), str(src)],
                    check=True, capture_output=True)
