@@ -11,6 +11,7 @@ from typing import Any
 
 from seld import __version__
 from seld.commands import COMMANDS
+from seld.commands._common import STAGE_COMMANDS
 from seld.errors import SeldError
 from seld.train.stopping import EXIT_INTERRUPTED, TrainingPreempted
 
@@ -53,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, handler)
 
 
-TRAINING_COMMANDS = ("pretrain", "finetune")
-"""Subcommands that exit with EXIT_REQUEUE after a preemption signal (the trainer saves first)."""
+TRAINING_COMMANDS = tuple(STAGE_COMMANDS)
+"""Subcommands that exit with EXIT_REQUEUE after a preemption signal (the trainer saves first):
+every training command of the stage table."""
 
 
 def _stop_before_training_on_preemption() -> dict[int, Any]:

@@ -64,6 +64,9 @@ class InferenceReport:
     """Files written (one CSV per recording, or the embeddings file)."""
     failed: list[tuple[Path, str]] = field(default_factory=list)
     """(recording, reason) of every file that could not be processed; nothing was written for it."""
+    removed: list[Path] = field(default_factory=list)
+    """CSVs of an earlier run into the same folder, removed because their recording failed in this
+    one (left there, they would be scored as this run's output)."""
 
     @property
     def ok(self) -> bool:
@@ -247,7 +250,9 @@ def infer_to_csv(model: LoadedModel, audio_path: str | os.PathLike[str], out_dir
                  progress: bool = True,
                  on_events: Optional[Callable[[Path, list[Event], int], Any]] = None) -> InferenceReport:
     """Write one DCASE2025 CSV per recording under ``out_dir``; every file is tried, bad ones are
-    listed in the report (no CSV for them). DataError only when ``audio_path`` holds no WAV file.
+    listed in the report (no CSV for them, and a CSV of the same name left by an earlier run is
+    removed: ``report.removed``). ``out_dir`` is locked for the run (:mod:`seld.locks`: a second run
+    into it stops naming this one). DataError only when ``audio_path`` holds no WAV file.
 
     ``on_events(csv_path, events, label_frames)`` is called after each CSV with its decoded events
     (e.g. to write captions beside it)."""
@@ -255,11 +260,13 @@ def infer_to_csv(model: LoadedModel, audio_path: str | os.PathLike[str], out_dir
 
     from seld.data.metadata import write_metadata_csv
     from seld.decoding import decode_output
+    from seld.locks import FolderLock
 
     opts = opts or InferenceOptions()
     files = list_audio(audio_path)
     report = InferenceReport()
-    with tqdm(total=len(files), desc="infer", unit="file", disable=not progress) as bar:
+    with FolderLock(out_dir, "seld infer"), tqdm(total=len(files), desc="infer", unit="file",
+                                                  disable=not progress) as bar:
         for wav, out in predict_recordings(model, _readable(files, audio_config(model, opts), report, bar), opts, device):
             events = decode_output(out, opts.threshold, opts.merge_deg)
             report.written.append(write_metadata_csv(Path(out_dir) / f"{wav.stem}.csv", events))
@@ -267,7 +274,61 @@ def infer_to_csv(model: LoadedModel, audio_path: str | os.PathLike[str], out_dir
                 on_events(report.written[-1], events, out.shape[0])
             report.done.append(wav)
             bar.update(1)
+        for wav, _ in report.failed:
+            stale = Path(out_dir) / f"{wav.stem}.csv"
+            if stale.is_file():
+                stale.unlink()
+                report.removed.append(stale)
     return report
+
+
+MANIFEST_FILE = "infer_manifest.json"
+"""What ``seld infer`` wrote into its ``--out`` folder, and with which checkpoint and settings."""
+
+
+def write_manifest(out_dir: str | os.PathLike[str], checkpoint: str | os.PathLike[str],
+                   audio_path: str | os.PathLike[str], opts: InferenceOptions, report: InferenceReport,
+                   started: float, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``<out_dir>/infer_manifest.json`` atomically: the checkpoint, the decoding settings, the
+    start and end times (``started``: ``time.time()`` at the start), the CSVs this run wrote, the
+    recordings that failed, the stale CSVs removed, and the CSVs in the folder from earlier runs.
+    ``extra``: more settings of the caller to record. Returns the path."""
+    import json
+    import time
+
+    from seld import __version__
+    from seld.io_utils import atomic_write_text
+
+    def stamp(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+    folder = Path(out_dir)
+    written = {p.name for p in report.written}
+    record = {
+        "textseld_version": __version__,
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "audio": str(Path(audio_path).resolve()),
+        "threshold": opts.threshold,
+        "merge_deg": opts.merge_deg,
+        "resample": opts.resample,
+        "mono_to_stereo": opts.mono_to_stereo,
+        **(extra or {}),
+        "started": stamp(started),
+        "finished": stamp(time.time()),
+        "written": sorted(written),
+        "failed": [{"recording": str(wav), "reason": reason} for wav, reason in report.failed],
+        "removed_stale": sorted(p.name for p in report.removed),
+        "from_earlier_runs": earlier_csvs(folder, report),
+    }
+    path = folder / MANIFEST_FILE
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def earlier_csvs(out_dir: str | os.PathLike[str], report: InferenceReport) -> list[str]:
+    """Names of the CSVs in ``out_dir`` that this run did not write (left by earlier runs)."""
+    written = {p.name for p in report.written}
+    return sorted(p.name for p in Path(out_dir).glob("*.csv") if p.name not in written)
 
 
 class _NothingWritten(Exception):

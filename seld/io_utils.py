@@ -1,9 +1,11 @@
-"""Small helpers that write files safely: to a temporary name in the same folder, then rename."""
+"""Small helpers that write files safely (to a temporary name in the same folder, then rename) and
+say why a file could not be read."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -44,3 +46,17 @@ def file_sha256(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
         for chunk in iter(lambda: f.read(chunk_bytes), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def weights_only_refusal(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words and without torch's
+    advice (it suggests ``weights_only=False``, which runs any code the file holds)."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it pickles the Python object {found.group(1)}, which checkpoints never hold"
+    if "WeightsUnpickler" in text or "Weights only load failed" in text:
+        return "a pickle that is not a plain tensor container"
+    if "zip archive" in text or "central directory" in text:
+        return "a corrupt or truncated PyTorch file"
+    return "not a PyTorch file"

@@ -122,6 +122,9 @@ class SeldScores:
     mode: str
     average: str
     config: MetricConfig = field(default_factory=MetricConfig)
+    n_pred_past_end: int = 0
+    """Predicted events at frames past their clip's end (frame >= ``num_frames``, or past the last
+    reference frame of a longer clip): not scored, as the official code ignores them."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ``F``/``RDE`` as fractions, ``DOAE`` in degrees, NaN written as None."""
@@ -157,6 +160,7 @@ class SeldScores:
             "n_frames": self.n_frames,
             "n_missing_prediction": self.n_missing_prediction,
             "n_empty_reference": self.n_empty_reference,
+            "n_pred_past_end": self.n_pred_past_end,
             "config": asdict(self.config),
         }
 
@@ -457,6 +461,8 @@ class SeldScorer:
         self.n_frames = 0
         self.n_missing_prediction = 0
         self.n_empty_reference = 0
+        self.n_pred_past_end = 0
+        """Predicted events past their clip's end (see :attr:`SeldScores.n_pred_past_end`)."""
 
     @property
     def n_clips(self) -> int:
@@ -469,7 +475,9 @@ class SeldScorer:
         """Add one clip; returns False when the mode skips it (dcase2025: no prediction).
 
         In strict mode a reference event at frame >= ``num_frames`` raises ValueError; predicted
-        events outside the scored frames are ignored in both modes.
+        events outside the scored frames are ignored in both modes, and those past the clip's end
+        (frame >= ``num_frames`` and past the last reference frame) are counted in
+        :attr:`n_pred_past_end`.
         """
         cfg = self.cfg
         if pred_events is None:
@@ -492,6 +500,8 @@ class SeldScorer:
                 )
         if len(ref) == 0:
             self.n_empty_reference += 1
+        clip_end = max(cfg.num_frames, int(ref[:, 0].max()) + 1 if len(ref) else 0)
+        self.n_pred_past_end += int(np.count_nonzero(pred[:, 0] >= clip_end))
         self.n_frames += n_frames
         index = self.n_clips - self._pending_start
         self._pending_ref.append((index, ref[ref[:, 0] < n_frames]))
@@ -532,7 +542,7 @@ class SeldScorer:
             n_pairs=as_int(_N_PAIRS), n_ref=as_int(_N_REF), n_pred=as_int(_N_PRED),
             n_clips=self.n_clips, n_frames=self.n_frames,
             n_missing_prediction=self.n_missing_prediction, n_empty_reference=self.n_empty_reference,
-            mode=self.cfg.mode, average=self.cfg.average, config=self.cfg,
+            mode=self.cfg.mode, average=self.cfg.average, config=self.cfg, n_pred_past_end=self.n_pred_past_end,
         )
 
     def jackknife(
@@ -658,14 +668,16 @@ def format_table(scores: SeldScores, jackknife: Mapping[str, JackknifeEstimate] 
     thresholds = f"DOA <= {cfg.doa_threshold_deg:g} deg, rel. distance <= {cfg.rel_dist_threshold:g}"
     if cfg.abs_dist_threshold_m is not None:
         thresholds += f", distance <= {cfg.abs_dist_threshold_m:g} m"
-    lines = [
-        f"SELD scores ({scores.mode} mode, {scores.average} average; {thresholds})",
-        f"clips scored: {scores.n_clips}, frames scored: {scores.n_frames}, "
-        f"references without prediction: {scores.n_missing_prediction}"
-        f" ({'skipped' if scores.mode == 'dcase2025' else 'counted as misses'}), "
-        f"empty references: {scores.n_empty_reference}",
-        "",
-    ]
+    if scores.mode == "dcase2025":
+        counts = (f"clips scored: {scores.n_clips} of {scores.n_clips + scores.n_missing_prediction} references "
+                  f"({scores.n_missing_prediction} without a prediction: not scored, as the official code does)")
+    else:
+        counts = (f"clips scored: {scores.n_clips}, references without prediction: {scores.n_missing_prediction} "
+                  "(counted as misses)")
+    counts += f", frames scored: {scores.n_frames}, empty references: {scores.n_empty_reference}"
+    if scores.n_pred_past_end:
+        counts += f", predicted events past their clip's end: {scores.n_pred_past_end} (not scored)"
+    lines = [f"SELD scores ({scores.mode} mode, {scores.average} average; {thresholds})", counts, ""]
 
     def ci(name: str, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
         if jackknife is None or name not in jackknife:

@@ -167,3 +167,52 @@ def test_python_dash_m_seld_is_the_seld_command(tmp_path):
     res = subprocess.run([sys.executable, "-m", "seld", "pretrain"], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 1 and "--config FILE is required" in res.stderr
+
+
+# --- the local SLURM of the tests runs root daemons from a private folder (issue 31) -------------
+
+SLURM_LOCAL = ROOT / "scripts" / "ci" / "slurm_local.sh"
+
+
+def _slurm_local(action: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "SLURM_LOCAL_DIR")}
+    return subprocess.run(["bash", str(SLURM_LOCAL), action], env=dict(base, TMPDIR=str(tmp_path / "tmp"), **env),
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("how", ["group-writable", "link", "another user's"])
+def test_slurm_local_refuses_a_folder_others_could_write(how, tmp_path):
+    # before: a fixed /tmp/textseld-slurm, which anyone could create first, held root daemons' config
+    (tmp_path / "tmp").mkdir()
+    folder = tmp_path / "slurm"
+    folder.mkdir(mode=0o700)
+    given = folder
+    if how == "group-writable":
+        folder.chmod(0o775)
+        want = f"{folder} is writable by its group or others (mode 775)"
+    elif how == "link":
+        given = tmp_path / "link"
+        given.symlink_to(folder)
+        want = f"{given} is a symbolic link"
+    else:
+        if os.getuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        os.chown(folder, 65534, 65534)
+        want = f"{folder} is not a folder of "
+    res = _slurm_local("start", tmp_path, SLURM_LOCAL_DIR=str(given))
+    assert res.returncode == 3 and want in res.stderr, res.stderr
+    assert list(folder.iterdir()) == []  # nothing written there, nothing installed
+
+
+def test_slurm_local_finds_its_folder_from_slurm_conf_and_stop_removes_the_one_start_made(tmp_path):
+    (tmp_path / "tmp").mkdir()
+    res = _slurm_local("status", tmp_path, SLURM_CONF="/etc/slurm/slurm.conf")  # a system conf is not ours
+    assert res.returncode == 1 and "no local SLURM to status: set SLURM_CONF" in res.stderr
+    made = tmp_path / "tmp" / "textseld-slurm.Ab3dEf7h"  # as start's mktemp -d leaves it, daemons stopped
+    made.mkdir(mode=0o700)
+    (made / ".made-by-slurm-local").touch()
+    (made / "slurm.conf").write_text("# written by scripts/ci/slurm_local.sh for this host\n")
+    res = _slurm_local("stop", tmp_path, SLURM_CONF=str(made / "slurm.conf"))
+    assert res.returncode == 0 and "slurm_local: stopped" in res.stdout, res.stderr
+    assert not made.exists()
+    assert list((tmp_path / "tmp").iterdir()) == []

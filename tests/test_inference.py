@@ -131,7 +131,7 @@ def test_mono_and_48k_files_are_rejected_or_converted(model, clips, tmp_path):
                         report.failed[0][1])
     report = infer_to_csv(model, hi, out, progress=False)
     assert re.fullmatch(r".*hi\.wav: sample rate 48000 Hz, expected 24000 Hz; pass --resample to resample", report.failed[0][1])
-    assert not out.exists() or not list(out.iterdir())
+    assert not list(out.glob("*.csv"))
     with pytest.raises(DataError, match=r"mono\.wav: .*; set audio\.mono_to_stereo: true to duplicate"):
         load_stereo(mono)  # what seld features says
     (csv,) = infer_to_csv(model, hi, out, InferenceOptions(threshold=0.0, resample=True), progress=False).written
@@ -173,7 +173,7 @@ def test_infer_cli_writes_one_csv_per_wav(model, clips, tmp_path, tmp_path_facto
                "--threshold", "0", "--device", "cpu"])
     assert rc == 0
     assert "wrote 2 CSV file(s)" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == [".seld.lock", "a.csv", "b.csv", "infer_manifest.json"]
     assert _frames(tmp_path / "csv" / "a.csv") == set(range(50))
     assert _frames(tmp_path / "csv" / "b.csv") == set(range(73))  # ceil(7.25 s / 0.1 s)
     assert main(["infer", "--checkpoint", str(ckpt), "--audio", str(tmp_path / "none"), "--out", str(tmp_path)]) == 1
@@ -273,7 +273,7 @@ def test_infer_folder_processes_every_file_and_reports_each_bad_one(model, clips
                "--batch-size", "2", "--num-threads", "1"])
     captured = capsys.readouterr()
     assert rc == 1
-    assert sorted(p.name for p in out.iterdir()) == ["a_good.csv", "e_good.csv"]  # no CSV for a bad file
+    assert sorted(p.name for p in out.glob("*.csv")) == ["a_good.csv", "e_good.csv"]  # no CSV for a bad file
     assert _frames(out / "e_good.csv") <= set(range(30))
     err = captured.err
     assert re.search(r"b_cut\.wav: truncated WAV file: its header declares 480000 bytes of audio data but the file "
@@ -282,6 +282,62 @@ def test_infer_folder_processes_every_file_and_reports_each_bad_one(model, clips
     assert re.search(r"d_text\.wav: unreadable audio file", err)
     assert "3 of 5 recording(s) failed" in err
     assert "wrote 2 CSV file(s)" in captured.out
+
+
+def test_a_failed_recording_removes_its_stale_csv_and_the_manifest_says_what_ran(model, clips, tmp_path,
+                                                                                 tmp_path_factory, capsys):
+    # before: a CSV of an earlier run stayed when its recording now failed (and seld evaluate scored
+    # it), and nothing said which run with which settings wrote the CSVs of a folder
+    import json
+
+    audio_dir, out = tmp_path / "audio", tmp_path / "csv"
+    write_stereo(audio_dir / "a.wav", clips[0])
+    write_stereo(audio_dir / "b.wav", clips[1])
+    ckpt = pretrained_checkpoint(tmp_path_factory)
+    args = ["infer", "--checkpoint", str(ckpt), "--audio", str(audio_dir), "--out", str(out), "--device", "cpu"]
+    assert main([*args, "--threshold", "0"]) == 0
+    (out / "old.csv").write_text((out / "a.csv").read_text())  # a CSV of some other, earlier run
+    (audio_dir / "b.wav").write_text("broken since")
+    capsys.readouterr()
+    assert main([*args, "--threshold", "0.3"]) == 1
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*.csv")) == ["a.csv", "old.csv"]  # b.csv of the first run is gone
+    assert "removed 1 stale CSV(s) of an earlier run whose recording failed now: b.csv" in printed
+    assert "1 other CSV(s) there are from earlier runs" in printed
+    manifest = json.loads((out / "infer_manifest.json").read_text())
+    assert manifest["checkpoint"] == str(ckpt.resolve()) and manifest["threshold"] == 0.3
+    assert manifest["written"] == ["a.csv"] and manifest["removed_stale"] == ["b.csv"]
+    assert manifest["from_earlier_runs"] == ["old.csv"]
+    assert [f["recording"] for f in manifest["failed"]] == [str(audio_dir / "b.wav")]
+    assert "unreadable audio file" in manifest["failed"][0]["reason"]
+    assert manifest["started"] <= manifest["finished"]
+
+
+def test_a_second_infer_into_a_folder_in_use_stops_naming_the_first(model, clips, tmp_path, tmp_path_factory, capsys):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.scripts import child_pythonpath
+
+    write_stereo(tmp_path / "a.wav", clips[0])
+    hold = "import sys, time\nfrom seld.locks import FolderLock\nwith FolderLock(sys.argv[1], 'seld infer'):\n" \
+           "    print('locked', flush=True)\n    time.sleep(120)\n"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "csv")], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=child_pythonpath()))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        rc = main(["infer", "--checkpoint", str(pretrained_checkpoint(tmp_path_factory)), "--audio",
+                   str(tmp_path / "a.wav"), "--out", str(tmp_path / "csv"), "--device", "cpu"])
+        assert rc == 1
+        err = capsys.readouterr().err
+        assert f"seld infer: error: {tmp_path / 'csv'} is in use by another run (pid {holder.pid} on host " \
+               f"{socket.gethostname()}, started " in err and "seld infer)" in err
+        assert not list((tmp_path / "csv").glob("*.csv")) and not (tmp_path / "csv" / "infer_manifest.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_truncated_wav_is_an_error_for_feature_extraction_too(clips, tmp_path):

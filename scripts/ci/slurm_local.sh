@@ -5,18 +5,51 @@
 #                                     $DIR/slurm.conf for this host (hostname -s, nproc, memory, no
 #                                     GPUs), start munged, slurmctld and slurmd, wait for the node
 #                                     to be idle, and print `export SLURM_CONF=$DIR/slurm.conf`
-#   scripts/ci/slurm_local.sh stop    stop the daemons this script started (by their pid files)
+#   scripts/ci/slurm_local.sh stop    stop the daemons this script started (by their pid files) and
+#                                     remove DIR when start made it
 #   scripts/ci/slurm_local.sh status  exit 0 when the controller answers
 #
-# DIR is $SLURM_LOCAL_DIR (default /tmp/textseld-slurm). Exit status 3 means SLURM cannot be set up
-# here (not root, or no apt-get / packages); the reason is printed on stderr.
+# DIR (config, state, logs of daemons that run as root) is $SLURM_LOCAL_DIR, which must be a folder
+# of this user that no one else can write (created 0700 when missing); without it, start makes a
+# private one with mktemp -d (never a fixed, predictable name in the shared temporary folder, which
+# anyone could create first), and stop / status find it from the SLURM_CONF that start printed.
+# Exit status 3 means SLURM cannot be set up here (not root, no apt-get / packages, an unsafe DIR);
+# the reason is printed on stderr.
 set -euo pipefail
 ACTION="${1:-start}"
-DIR="${SLURM_LOCAL_DIR:-/tmp/textseld-slurm}"
+MADE_DIR=""
+
+cannot() {
+  [[ -n "$MADE_DIR" ]] && rm -rf -- "$MADE_DIR"
+  echo "slurm_local: cannot set up SLURM here: $*" >&2
+  exit 3
+}
+
+# $1 must be a folder of this user that no one else can write (it is created 0700 when missing)
+private_dir() {
+  local d="$1" mode
+  [[ -L "$d" ]] && cannot "$d is a symbolic link; set SLURM_LOCAL_DIR to a private folder of yours, or unset it"
+  [[ -e "$d" ]] || mkdir -p -m 700 -- "$d" || cannot "cannot create $d"
+  [[ -d "$d" && -O "$d" ]] || cannot "$d is not a folder of $(id -un); set SLURM_LOCAL_DIR to a private folder of yours, or unset it"
+  mode="$(stat -c %a -- "$d")"
+  (( (8#$mode & 8#022) == 0 )) || cannot "$d is writable by its group or others (mode $mode); run chmod go-w $d, or unset SLURM_LOCAL_DIR"
+}
+
+if [[ -n "${SLURM_LOCAL_DIR:-}" ]]; then
+  DIR="$SLURM_LOCAL_DIR"
+elif [[ -n "${SLURM_CONF:-}" ]] && grep -qs "^# written by scripts/ci/slurm_local.sh" "$SLURM_CONF"; then
+  DIR="$(dirname -- "$SLURM_CONF")"  # the folder of an earlier start (not a system slurm.conf's)
+elif [[ "$ACTION" == start ]]; then
+  DIR="$(mktemp -d "${TMPDIR:-/tmp}/textseld-slurm.XXXXXXXX")" || cannot "mktemp -d failed"
+  MADE_DIR="$DIR"
+  touch "$DIR/.made-by-slurm-local"
+else
+  echo "slurm_local: no local SLURM to $ACTION: set SLURM_CONF (printed by start) or SLURM_LOCAL_DIR" >&2
+  exit 1
+fi
+[[ "$ACTION" == start ]] && private_dir "$DIR"
 CONF="$DIR/slurm.conf"
 export SLURM_CONF="$CONF"
-
-cannot() { echo "slurm_local: cannot set up SLURM here: $*" >&2; exit 3; }
 
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -41,6 +74,7 @@ case "$ACTION" in
     stop_pidfile "$DIR/slurmd.pid"
     stop_pidfile "$DIR/slurmctld.pid"
     [[ -f "$DIR/munged.started" ]] && stop_pidfile /run/munge/munged.pid && rm -f "$DIR/munged.started"
+    [[ -f "$DIR/.made-by-slurm-local" && ! -L "$DIR" ]] && rm -rf -- "$DIR"
     echo "slurm_local: stopped"
     exit 0
     ;;
@@ -105,6 +139,7 @@ PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 
 # ---------------------------------------------------------------- daemons
+MADE_DIR=""  # from here on DIR holds the daemons' logs, which the messages below point to
 if ! alive /run/munge/munged.pid; then
   mkdir -p /run/munge && chown munge:munge /run/munge
   runuser -u munge -- /usr/sbin/munged || cannot "munged did not start"

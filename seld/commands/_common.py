@@ -89,16 +89,23 @@ def device_name(name: str) -> str:
     return name
 
 
+STAGE_COMMANDS: dict[str, tuple[str, str]] = {
+    "pretrain": ("PretrainConfig", "run_pretraining"),
+    "finetune": ("FinetuneConfig", "run_finetuning"),
+    "baseline": ("BaselineConfig", "run_baseline"),
+}
+"""The training commands: name -> (config class, runner) in :mod:`seld.train.stages`. The one table
+of them: ``seld <name>`` trains through :func:`run_stage_command`, and :mod:`seld.cli` turns a
+preemption signal during its start-up into the requeue status."""
+
+
 def run_stage_command(args: argparse.Namespace, stage: str) -> int:
     """Load the stage's config (file + overrides), print it with --print-config, else train."""
     from seld.config import dump_config, load_config
     from seld.train import stages
 
-    schema, runner = {
-        "pretrain": (stages.PretrainConfig, stages.run_pretraining),
-        "finetune": (stages.FinetuneConfig, stages.run_finetuning),
-        "baseline": (stages.BaselineConfig, stages.run_baseline),
-    }[stage]
+    schema_name, runner_name = STAGE_COMMANDS[stage]
+    schema, runner = getattr(stages, schema_name), getattr(stages, runner_name)
     cfg = load_config(require_config(args.config, stage), schema, args.overrides)
     if args.print_config:
         print(dump_config(cfg), end="")

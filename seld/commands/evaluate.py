@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import TYPE_CHECKING
 
 from seld.commands._common import add_progress_argument, resolve_progress
+
+if TYPE_CHECKING:
+    from seld.metrics import SeldScores
 
 HELP = "Score prediction CSVs against reference CSVs with the DCASE2025 SELD metric (F, DOAE, RDE)."
 
@@ -44,6 +49,21 @@ def _num(value: float) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
 
 
+def evaluation_warnings(scores: "SeldScores", pred: str) -> list[str]:
+    """Lines for what was not scored: references without a prediction CSV (dcase2025 mode skips
+    them, as the official code does; exit status unchanged) and predicted events past their clip's end."""
+    lines = []
+    if scores.mode == "dcase2025" and scores.n_missing_prediction:
+        total = scores.n_clips + scores.n_missing_prediction
+        lines.append(f"warning: {scores.n_missing_prediction} of {total} reference clip(s) have no prediction CSV in "
+                     f"{pred} and were not scored (the official dcase2025 behaviour); --strict counts them as misses")
+    if scores.n_pred_past_end:
+        lines.append(f"warning: {scores.n_pred_past_end} predicted event(s) in {pred} lie past their clip's end (frame "
+                     f">= {scores.config.num_frames}, after the last reference frame) and were not scored, as the "
+                     "official code ignores them")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from seld.io_utils import atomic_write_text
     from seld.metrics import MetricConfig, SeldScorer, evaluate_folders, format_table
@@ -64,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         scores = evaluate_folders(args.pred, args.ref, cfg, progress=progress)
     print(format_table(scores, jackknife))
+    for line in evaluation_warnings(scores, args.pred):
+        print(line, file=sys.stderr)
     if args.json:
         payload = scores.to_dict()
         if jackknife is not None:

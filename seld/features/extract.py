@@ -13,22 +13,21 @@ shape and dtype, the target, matching ``feature_params`` and ``complete``; a rer
 clips and recomputes all others. Files are written to a temporary name and renamed, so a crash
 never leaves a half-written file under the final name.
 
-The run holds an exclusive lock on ``<output_dir>`` (file ``.seld-features.lock``, holding the pid
-and host of its owner): a second extraction into the same folder stops at once with a message
-naming the holder; the lock goes with the process that holds it (also when it is killed).
-Worker processes exit by themselves when their parent process dies. ``<output_dir>/config.yml``
-is written only once the run has produced (or found) a valid clip file, so a run that fails at
-start-up or on every clip leaves none behind. Clips whose audio is digital silence while their
+The run holds an exclusive lock on ``<output_dir>`` (:mod:`seld.locks`: file ``.seld.lock``, naming
+its holder): a second run into the same folder stops at once with a message naming the holder; the
+lock goes with the process that holds it (also when it is killed).
+Worker processes exit by themselves when their parent process dies; a worker that dies stops the
+run with :class:`WorkerDiedError` saying how it ended (instead of waiting for its lost clips).
+``<output_dir>/config.yml`` is written only once the run has produced (or found) a valid clip file,
+so a run that fails at start-up or on every clip leaves none behind. Clips whose audio is digital silence while their
 CSV lists events, or that have one silent channel, are computed but reported in
 ``ExtractionReport.warnings``.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import os
-import socket
 import sys
 import threading
 import time
@@ -47,16 +46,12 @@ from seld.features.channels import FeatureContext, compute_channels, needs_wpe, 
 from seld.features.config import FeatureConfig, num_label_frames
 from seld.features.stft import num_feature_frames, pad_to_label_frames
 from seld.io_utils import atomic_path
+from seld.locks import FolderLock, FolderLockedError  # noqa: F401 - FolderLockedError: raised by output_lock
 
 CLIPS_DIR = "clips"
 CONFIG_FILE = "config.yml"
-LOCK_FILE = ".seld-features.lock"
 PARENT_CHECK_S = 0.5
 """How often a worker process checks that its parent is still alive (seconds)."""
-
-
-class FolderLockedError(SeldError):
-    """Another process holds the lock on a feature output folder."""
 
 
 @dataclass
@@ -421,63 +416,81 @@ def _worker_task(args: tuple[FeatureConfig, list[Clip]]) -> tuple[list[_Outcome]
     return outcomes, warnings
 
 
-_HELD_LOCKS: dict[str, list[int]] = {}  # lock path -> [fd, depth] of locks this process holds
+def output_lock(out_dir: str | os.PathLike[str], create: bool = True) -> FolderLock:
+    """The lock of a feature output folder (``with output_lock(dir):``; see :mod:`seld.locks`).
 
-
-def _lock_holder(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        text = ""
-    return text or "unknown process"
-
-
-@contextlib.contextmanager
-def output_lock(out_dir: str | os.PathLike[str], create: bool = True) -> Iterator[Path | None]:
-    """Hold an exclusive lock on ``out_dir`` for the ``with`` block.
-
-    A missing ``out_dir`` is created when ``create``, else nothing is locked (yields None: there
-    is nothing in it to protect).
-
-    Raises FolderLockedError naming the holder (pid, host, start time) when another process
-    holds it. Re-entrant within one process. Uses ``flock`` on ``<out_dir>/.seld-features.lock``,
-    which the system releases when the holder ends, however it ends (no stale locks).
+    A missing ``out_dir`` is created when ``create``, else nothing is locked. Raises
+    FolderLockedError naming the holder (pid, host, start time) when another run holds it.
+    Re-entrant within one process; released when the holder ends, however it ends.
     """
-    import fcntl
+    return FolderLock(out_dir, "seld features", create=create)
 
-    folder = Path(out_dir)
-    if not folder.is_dir() and not create:
-        yield None
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_FILE
-    key = str(path.resolve())
-    if key in _HELD_LOCKS:
-        _HELD_LOCKS[key][1] += 1
-        try:
-            yield path
-        finally:
-            _HELD_LOCKS[key][1] -= 1
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+class WorkerDiedError(SeldError):
+    """A feature worker process ended without a result (killed, or crashed in native code)."""
+
+
+def _in_worker_processes(tasks: list[tuple[FeatureConfig, list[Clip]]], workers: int) -> Iterator[
+        tuple[list[_Outcome], list[tuple[str, str]]]]:
+    """Results of ``tasks`` computed in ``workers`` "spawn" processes, as each finishes.
+
+    A pool that replaces dead workers loses their tasks and waits for them forever; this one stops:
+    a worker that dies (a signal, a crash in native code) raises :class:`WorkerDiedError` naming
+    how it ended and the clips not computed. Clip files written so far are kept (a rerun skips
+    them); the other workers are stopped.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    processes = getattr(pool, "_processes", None)  # how a dead worker ended (CPython keeps them here)
+    pending = {pool.submit(_worker_task, task): task[1] for task in tasks}
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise FolderLockedError(
-            f"{folder} is being written by another `seld features` ({_lock_holder(path)}); wait for it to "
-            "finish or stop it (the lock is released when that process ends)"
-        ) from None
-    try:
-        os.ftruncate(fd, 0)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}, started {stamp}\n".encode())
-        _HELD_LOCKS[key] = [fd, 1]
-        yield path
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                clips = pending.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    finished = [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]
+                    lost = sorted(c.clip_id for batch in [clips, *(b for f, b in pending.items() if f not in finished)]
+                                  for c in batch)
+                    shown = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
+                    raise WorkerDiedError(
+                        f"a feature worker process {_how_workers_ended(processes)}; {len(lost)} clip(s) were not "
+                        f"computed ({shown}); the clip files written so far are kept (a rerun skips them); with "
+                        "workers: 1 the clips run in this process, where an error shows") from None
+                yield result
     finally:
-        _HELD_LOCKS.pop(key, None)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        pool.shutdown(wait=False, cancel_futures=True)
+        if pending:  # stopped early (a dead worker, Ctrl-C): do not wait for the batches still running
+            for process in list((processes or {}).values()):
+                process.terminate()
+
+
+def _how_workers_ended(processes: dict | None) -> str:
+    """'was killed by SIGBUS' (or 'exited with status 3'), from the pool's worker processes."""
+    import signal
+
+    codes: list[int] = []
+    for _ in range(40):  # the pool reaps its workers in its own thread, just after it reports the break
+        codes = [p.exitcode for p in list((processes or {}).values()) if p.exitcode not in (None, 0)]
+        if codes:
+            break
+        time.sleep(0.05)
+    # the pool terminates the surviving workers (SIGTERM) once one has died: name another cause first
+    codes.sort(key=lambda c: c == -signal.SIGTERM)
+    if not codes:
+        return "ended without a result"
+    code = codes[0]
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def _chunks(items: list[Clip], size: int) -> Iterator[list[Clip]]:
@@ -526,8 +539,8 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
     config is saved as ``<output_dir>/config.yml`` once a valid clip file exists (never by a run
     that fails at start-up or on every clip). The output folder is locked for the run (see
     :func:`output_lock`). With more than one worker the clips are computed in "spawn" worker
-    processes (safe with torch and BLAS thread pools) that exit when this process dies; a
-    calling script needs the usual ``if __name__ == "__main__":`` guard.
+    processes (safe with torch and BLAS thread pools) that exit when this process dies; a worker
+    that dies raises :class:`WorkerDiedError` (see :func:`_in_worker_processes`); a calling script needs the usual ``if __name__ == "__main__":`` guard.
     """
     from tqdm import tqdm
 
@@ -578,9 +591,7 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
             if workers == 1:
                 consume(_worker_task(t) for t in tasks)
             else:
-                ctx = multiprocessing.get_context("spawn")
-                with ctx.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
-                    consume(pool.imap_unordered(_worker_task, tasks))
+                consume(_in_worker_processes(tasks, workers))
         finally:
             bar.close()
     return report

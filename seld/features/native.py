@@ -9,6 +9,14 @@ compiler and the CPU, so nodes of a cluster sharing one home directory each get 
 a changed source is rebuilt. Where there is no compiler, the build fails or the CPU's vectors hold
 fewer than 4 doubles (where the kernel is slower than a BLAS product), :func:`kernel` returns None
 with one warning and WPE runs torch's products; ``TEXTSELD_NATIVE=0`` turns the kernel off.
+
+Only a library this user built is loaded, since loading runs its code: the cache folder is created
+private (0700), and a folder or library that is a symbolic link, belongs to another user or is
+writable by its group or others is refused (:class:`UnsafeKernelCache`, naming the path and the
+fix). The build records the library's SHA-256 next to it (``<name>.so.sha256``); the library is read
+through one open file, its hash checked against that record, and that same file loaded, so a
+truncated copy (a full disk, an interrupted copy: loading one can end the process with SIGBUS) or a
+replaced one never runs. A library that does not match, or that fails to load, is rebuilt once.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -37,6 +46,21 @@ rectangle; AVX2 (4 doubles) 2.5 ms, AVX-512 (8) 1.8 ms (2026-11-27)."""
 
 class NativeBuildError(RuntimeError):
     """The kernel could not be compiled (no compiler, a compiler error, an unwritable cache)."""
+
+
+class UnsafeKernelCache(NativeBuildError):
+    """The cache folder or a library in it could hold code of someone else: not used, not rebuilt."""
+
+
+class KernelMismatch(NativeBuildError):
+    """A cached library is not the one the build recorded (truncated, replaced, or no record): rebuilt."""
+
+
+HASH_SUFFIX = ".sha256"
+"""The record of a library's SHA-256, next to it: ``wpe_kernel-<key>.so.sha256``."""
+_LOADED_FDS: list[int] = []
+"""Open files of the loaded libraries (loaded as ``/proc/self/fd/N``): kept open for the life of the
+process, as the libraries are, so that no later file gets the same name."""
 
 
 def cache_dir() -> Path:
@@ -63,11 +87,40 @@ def _cpu_identity() -> str:
     return platform.machine() + "\n" + "\n".join(keep)
 
 
-def build(cc: str | None = None, cache: Path | None = None, flags: tuple[str, ...] = FLAGS) -> Path:
-    """The compiled kernel for this machine: the cached library, else compiled now (to a temporary
-    file renamed into place, so concurrent processes never load half a file).
+def _refuse_unless_private(path: Path, st: os.stat_result, what: str, fix: str) -> None:
+    """UnsafeKernelCache naming ``path`` and ``fix`` unless ``st`` (its lstat) is this user's own
+    ``what`` ('folder' or 'file'), not a symbolic link and not writable by its group or others."""
+    problem = None
+    if stat.S_ISLNK(st.st_mode):
+        problem = "is a symbolic link"
+    elif not (stat.S_ISDIR(st.st_mode) if what == "folder" else stat.S_ISREG(st.st_mode)):
+        problem = f"is not a {what}"
+    elif st.st_uid != os.getuid():
+        problem = f"belongs to another user (uid {st.st_uid}, this process runs as uid {os.getuid()})"
+    elif st.st_mode & 0o022:
+        problem = f"is writable by its group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    if problem:
+        raise UnsafeKernelCache(f"the WPE kernel cache {what} {path} {problem}: a library there could run someone "
+                                f"else's code, so it is not used; {fix}")
 
-    Raises :class:`NativeBuildError` naming the compiler and its message when that fails."""
+
+def _private_cache(cache: Path) -> Path:
+    """``cache``, created private (0700) when missing; UnsafeKernelCache when it is not this user's alone."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.lstat(cache)
+    except OSError as err:
+        raise NativeBuildError(f"cannot write the kernel cache {cache} ({err}); "
+                               "set TEXTSELD_CACHE to a writable folder") from err
+    _refuse_unless_private(cache, st, "folder", f"run `chmod 700 {cache}` if it is your own folder, or set "
+                           "TEXTSELD_CACHE to a private folder of yours")
+    return cache
+
+
+def compiler_and_library(cc: str | None = None, cache: Path | None = None,
+                         flags: tuple[str, ...] = FLAGS) -> tuple[str, Path]:
+    """(compiler, cached library path): the name hashes the source, the compiler and its version,
+    the flags and the CPU. Raises NativeBuildError when there is no compiler."""
     cc = cc or os.environ.get("CC") or "cc"
     compiler = shutil.which(cc)
     if compiler is None:
@@ -76,32 +129,93 @@ def build(cc: str | None = None, cache: Path | None = None, flags: tuple[str, ..
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as err:
         raise NativeBuildError(f"{compiler} --version failed: {err}") from err
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, compiler.encode(), version.encode(), " ".join(flags).encode(),
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), compiler.encode(), version.encode(), " ".join(flags).encode(),
                                      _cpu_identity().encode()])).hexdigest()[:16]
-    cache = cache or cache_dir()
-    target = cache / f"wpe_kernel-{key}.so"
-    if target.exists():
-        return target
+    return compiler, (cache or cache_dir()) / f"wpe_kernel-{key}.so"
+
+
+def build(cc: str | None = None, cache: Path | None = None, flags: tuple[str, ...] = FLAGS,
+          rebuild: bool = False) -> Path:
+    """The compiled kernel for this machine: the cached library (unless ``rebuild``), else compiled
+    now to a temporary file, its SHA-256 recorded (:data:`HASH_SUFFIX`), then renamed into place, so
+    concurrent processes never load half a file. The cache folder must be private (see the module).
+
+    Raises :class:`NativeBuildError` naming the compiler and its message when that fails."""
+    compiler, target = compiler_and_library(cc, cache, flags)
+    _private_cache(target.parent)
+    if not rebuild and os.path.lexists(target):
+        return target  # checked when it is loaded (Kernel)
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".wpe_kernel-", suffix=".so", dir=cache)
+        fd, tmp = tempfile.mkstemp(prefix=".wpe_kernel-", suffix=".so", dir=target.parent)
         os.close(fd)
     except OSError as err:
-        raise NativeBuildError(f"cannot write the kernel cache {cache} ({err}); "
+        raise NativeBuildError(f"cannot write the kernel cache {target.parent} ({err}); "
                                "set TEXTSELD_CACHE to a writable folder") from err
+    record = f"{tmp}{HASH_SUFFIX}"
     try:
         done = subprocess.run([compiler, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
                               timeout=300)
         if done.returncode != 0:
             raise NativeBuildError(f"{compiler} failed on {SOURCE} ({done.returncode}): {done.stderr.strip()[-600:]}")
+        os.chmod(tmp, 0o700)  # the compiler may have created it anew under a group-writable umask
+        with open(tmp, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        with open(record, "x", encoding="ascii") as f:  # mkstemp's folder is ours: a fresh name
+            f.write(digest + "\n")
+        os.chmod(record, 0o600)
+        os.replace(record, f"{target}{HASH_SUFFIX}")
         os.replace(tmp, target)
     except (OSError, subprocess.SubprocessError) as err:
         raise NativeBuildError(f"{compiler} on {SOURCE}: {err}") from err
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, record):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
     return target
+
+
+def _read_private(path: Path, fix: str) -> tuple[int, bytes]:
+    """(open descriptor, content) of ``path`` after checking that it is this user's own regular file
+    (not a link, not writable by others): the content read is the file the descriptor names."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        if os.path.islink(path):
+            _refuse_unless_private(path, os.lstat(path), "file", fix)
+        raise KernelMismatch(f"{path}: {err}") from err
+    try:
+        _refuse_unless_private(path, os.fstat(fd), "file", fix)
+        with open(fd, "rb", closefd=False) as f:
+            return fd, f.read()
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_checked(path: Path) -> str:
+    """The name to load ``path`` by, once its folder and the file are checked (private, see the
+    module) and its content matches the SHA-256 the build recorded: ``/proc/self/fd/N`` of the
+    descriptor that was read (the very bytes checked), or the path where there is no ``/proc``.
+
+    Raises UnsafeKernelCache (not this user's alone) or KernelMismatch (no record, another hash)."""
+    fix = f"delete {path} (it is rebuilt), or set TEXTSELD_CACHE to a private folder of yours"
+    _refuse_unless_private(path.parent, os.lstat(path.parent), "folder",
+                           f"run `chmod 700 {path.parent}` if it is your own folder, or set TEXTSELD_CACHE to a "
+                           "private folder of yours")
+    record = Path(f"{path}{HASH_SUFFIX}")
+    rfd, recorded = _read_private(record, f"delete {record} and {path} (they are rebuilt)")
+    os.close(rfd)
+    fd, content = _read_private(path, fix)
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != recorded.decode("ascii", errors="replace").strip():
+        os.close(fd)
+        raise KernelMismatch(f"{path} is not the library its build recorded in {record} "
+                             f"({len(content)} bytes, SHA-256 {digest[:12]}...)")
+    if not os.path.isdir("/proc/self/fd"):
+        os.close(fd)
+        return str(path)
+    _LOADED_FDS.append(fd)
+    return f"/proc/self/fd/{fd}"
 
 
 _P = ctypes.c_void_p
@@ -114,8 +228,16 @@ class Kernel:
     arguments and call C (ctypes releases the GIL, so threads run them at once)."""
 
     def __init__(self, path: Path) -> None:
+        """Load the library at ``path`` once checked (:func:`_open_checked`): UnsafeKernelCache,
+        KernelMismatch, or OSError / AttributeError from a library that does not load."""
         self.path = path
-        lib = ctypes.CDLL(str(path))
+        name = _open_checked(path)
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            if name.startswith("/proc/self/fd/"):  # not loaded: its file need not stay open
+                os.close(_LOADED_FDS.pop())
+            raise
         self._products = lib.wpe_products
         self._products.argtypes = [_I, _I, _I, _I, _P, _L, _P, _P, _L, _P, _L, _P]
         self._products.restype = ctypes.c_int
@@ -179,12 +301,18 @@ class Kernel:
 
 @functools.lru_cache(maxsize=1)
 def kernel() -> Kernel | None:
-    """The kernel for this machine (compiled and cached on first use), or None (one warning saying
-    why; ``TEXTSELD_NATIVE=0``: None without one)."""
+    """The kernel for this machine (compiled and cached on first use; a cached library that does
+    not match its recorded hash or does not load is rebuilt once), or None (one warning saying why;
+    ``TEXTSELD_NATIVE=0``: None without one)."""
     if os.environ.get("TEXTSELD_NATIVE", "1") == "0":
         return None
     try:
-        loaded = Kernel(build())
+        try:
+            loaded = Kernel(build())
+        except UnsafeKernelCache:
+            raise
+        except (KernelMismatch, OSError, AttributeError):  # truncated, replaced, or does not load: once more
+            loaded = Kernel(build(rebuild=True))
     except (NativeBuildError, OSError, AttributeError) as err:
         warnings.warn(f"WPE runs torch's products instead of its compiled kernel (about 2x slower): {err}",
                       stacklevel=2)

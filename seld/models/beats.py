@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seld.errors import CheckpointError, ConfigError
+from seld.io_utils import weights_only_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -411,8 +412,9 @@ def read_beats_checkpoint(
 ) -> tuple[BEATsConfig, dict[str, torch.Tensor]]:
     """(config, state dict) of a ``{"cfg": ..., "model": ...}`` BEATs file; ``predictor.*`` keys are dropped.
 
-    The file is read with ``weights_only=True``; only when ``trust_checkpoint`` is set does a file
-    that needs full unpickling get a second try with ``weights_only=False``.
+    The file is read with ``weights_only=True`` (tensors and plain containers only; nothing in the
+    file runs). Only when ``trust_checkpoint`` is set does a file that this refuses get a second try
+    with ``weights_only=False``: full unpickling, which runs any code the file holds.
     """
     p = Path(path)
     if not p.is_file():
@@ -422,9 +424,10 @@ def read_beats_checkpoint(
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         if not trust_checkpoint:
             raise CheckpointError(
-                f"{p}: cannot be read with torch.load(weights_only=True) ({exc}). "
-                "If you trust this file, set trust_checkpoint: true to unpickle it fully."
-            ) from exc
+                f"{p}: cannot be read with torch.load(weights_only=True) ({weights_only_refusal(exc)}). Only if you "
+                "trust the file's source: tokenizer.beats.trust_checkpoint: true unpickles it fully, running any "
+                "code it holds."
+            ) from None
         try:
             ckpt = torch.load(p, map_location="cpu", weights_only=False)
         except Exception as exc2:  # noqa: BLE001 - any unpickling failure means the file is unusable
@@ -505,7 +508,10 @@ class BeatsEncoderConfig:
     """The BEATs source encoder. ``checkpoint: null`` builds a random ``beats`` (for tests only)."""
 
     checkpoint: Optional[str] = None  # official BEATs .pt; its cfg overrides `beats`
-    trust_checkpoint: bool = False  # allow torch.load(weights_only=False) for files that need it
+    trust_checkpoint: bool = False
+    """Opt-in exception to "no pickle": a ``checkpoint`` that ``torch.load(weights_only=True)`` refuses
+    is unpickled fully (``weights_only=False``), which runs any code the file holds. Only for a file
+    from a source you trust; textseld's own files never need it."""
     in_channels: int = 1  # BEATs takes exactly one log-mel channel
     patch_size: tuple[int, int] = (5, 16)  # (time, freq) kernel = stride of the new patch embedding
     layers: list[int] = field(default_factory=lambda: [12])

@@ -18,7 +18,7 @@ import torch
 
 from seld import __version__
 from seld.errors import CheckpointError
-from seld.io_utils import atomic_path
+from seld.io_utils import atomic_path, weights_only_refusal
 
 CHECKPOINT_FORMAT = 1
 
@@ -109,7 +109,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     except Exception as exc:  # torch raises several types for corrupt or foreign files
         # torch's own text advises re-running with weights_only=False (unsafe on untrusted files): not shown
         raise CheckpointError(
-            f"{p}: not a textseld checkpoint ({_unreadable_reason(exc)}); "
+            f"{p}: not a textseld checkpoint ({weights_only_refusal(exc)}); "
             "give a .pt file written by `seld pretrain` or `seld finetune`"
         ) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
@@ -120,19 +120,6 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if versions.get("textseld") and versions["textseld"] != __version__:
         warnings.warn(f"{p}: saved with textseld {versions['textseld']}, running {__version__}", stacklevel=2)
     return ckpt
-
-
-def _unreadable_reason(exc: Exception) -> str:
-    """Why ``torch.load(weights_only=True)`` refused a file, in a few words and without torch's advice."""
-    text = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if found:
-        return f"it pickles the Python object {found.group(1)}, which checkpoints never hold"
-    if "WeightsUnpickler" in text or "Weights only load failed" in text:
-        return "a pickle that is not a plain tensor container"
-    if "zip archive" in text or "central directory" in text:
-        return "a corrupt or truncated PyTorch file"
-    return "not a PyTorch file"
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str, strict: bool = True) -> None:

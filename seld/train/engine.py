@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from seld.config import save_config, to_dict
 from seld.data.dataset import source_view_batches
 from seld.errors import CheckpointError, ConfigError
+from seld.locks import FolderLock
 from seld.train.checkpoint import capture_rng_state, load_checkpoint, load_model_state, restore_rng_state, save_checkpoint
 from seld.train.checkpoint import remove_stale_temp_files
 from seld.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, gather_objects, init_distributed
@@ -67,6 +68,8 @@ class SchedulerConfig:
             raise ValueError(f"scheduler.gamma must be > 0, got {self.gamma}")
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(f"scheduler.milestones must be increasing epochs >= 1, got {self.milestones}")
+        if not 0.0 <= self.min_factor <= 1.0:
+            raise ValueError(f"scheduler.min_factor must be in [0, 1], got {self.min_factor}")
 
 
 @dataclass
@@ -74,6 +77,8 @@ class TrainConfig:
     """How a stage trains; every field is set in YAML (``train:`` section)."""
 
     out_dir: str = "runs/experiment"
+    """The run's folder; one run at a time holds it (:mod:`seld.locks`; rank 0 under DDP): a second
+    run into it stops at start-up, naming the first."""
     epochs: int = 100
     batch_size: int = 8
     """Per process: the global batch under DDP is ``batch_size * world_size``."""
@@ -123,6 +128,37 @@ class TrainConfig:
     log_every_steps: int = 10
     progress: bool = True
     tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        check_train_numbers(self)
+
+
+def check_train_numbers(cfg: TrainConfig) -> None:
+    """ConfigError naming the key and its value for a number no run can use (at start-up, before
+    torch sees it): counts below their least useful value, rates that train nothing or diverge.
+    ``train.lr`` 0 trains nothing (a fine-tuning holds its tokenizer with ``tokenizer_lr: 0``)."""
+
+    def bad(key: str, rule: str, value: Any) -> ConfigError:
+        return ConfigError(f"train.{key} must be {rule}, got {value!r}")
+
+    for key, least in (("epochs", 1), ("batch_size", 1), ("num_workers", 0), ("seed", 0), ("save_every_steps", 0),
+                       ("validate_every_epochs", 1), ("log_every_steps", 1)):
+        if not getattr(cfg, key) >= least:
+            raise bad(key, f">= {least}", getattr(cfg, key))
+    for key in ("max_steps", "num_threads"):
+        if getattr(cfg, key) is not None and not getattr(cfg, key) >= 1:
+            raise bad(key, ">= 1 or null (no limit / torch's default)", getattr(cfg, key))
+    if not 0 < cfg.lr < math.inf:
+        raise bad("lr", "> 0 (0 trains nothing; a fine-tuning holds its pre-trained tokenizer with tokenizer_lr: 0)",
+                  cfg.lr)
+    if not 0 <= cfg.weight_decay < math.inf:
+        raise bad("weight_decay", ">= 0", cfg.weight_decay)
+    if cfg.grad_clip_norm is not None and not 0 < cfg.grad_clip_norm < math.inf:
+        raise bad("grad_clip_norm", "> 0 or null (no clipping)", cfg.grad_clip_norm)
+    if cfg.max_minutes is not None and not 0 < cfg.max_minutes < math.inf:
+        raise bad("max_minutes", "> 0 or null (no limit)", cfg.max_minutes)
+    if cfg.ema_decay is not None and not 0.0 < cfg.ema_decay < 1.0:
+        raise bad("ema_decay", "in (0, 1) or null", cfg.ema_decay)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -287,6 +323,7 @@ class Trainer:
         """``resolved_config``: the stage's whole config (saved with the run and every checkpoint,
         compared on resume); ``runtime_keys``: dotted keys of it that a resume may change besides
         :data:`RUNTIME_KEYS`."""
+        check_train_numbers(cfg)  # also when changed since the config was built
         self.cfg = cfg
         self.resolved_config = resolved_config
         self.runtime_keys = RUNTIME_KEYS + tuple(runtime_keys)
@@ -341,10 +378,22 @@ class Trainer:
         self.ema: dict[str, torch.Tensor] | None = None
         """The weights' moving average (``train.ema_decay``), keyed like the task's state_dict."""
         if cfg.ema_decay is not None:
-            if not 0.0 < cfg.ema_decay < 1.0:
-                raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {cfg.ema_decay}")
             self.ema = {k: v.detach().clone() for k, v in self.task.state_dict().items()}
         self._ema_pairs = self._ema_moving_pairs() if self.ema is not None else None
+        # one run per out_dir (rank 0 holds it): before reading last.pt or removing temporary files
+        self._out_lock = FolderLock(self.out_dir, "training") if self.dist.is_main else None
+        if self._out_lock is not None:
+            self._out_lock.acquire()
+        try:
+            self._start_run(resolved_config)
+        except BaseException:
+            if self._out_lock is not None:
+                self._out_lock.release()
+            raise
+
+    def _start_run(self, resolved_config: Any) -> None:
+        """Resume from ``last`` when there is one, then (rank 0) clean up, save the config, open TensorBoard."""
+        cfg = self.cfg
         resumed = self._maybe_resume()  # before anything is written: a refused resume leaves the run as it was
         self.resumed = resumed
         """Whether this run continued from a checkpoint (its weights came from there)."""
@@ -756,8 +805,12 @@ class Trainer:
         return self.epoch >= self.cfg.epochs or (self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps)
 
     def close(self) -> None:
+        """Close TensorBoard, leave the process group and give ``out_dir``'s lock back."""
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
+        if self._out_lock is not None:
+            self._out_lock.release()
         if self.model is not self.task:  # the DDP wrapper's reducer holds the process group: free it first,
             self.model = self.task       # or the group outlives destroy_process_group and gloo's threads are
             gc.collect()                 # torn down at interpreter exit (seen: a rank aborting with exit -6)

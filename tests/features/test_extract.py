@@ -303,6 +303,45 @@ def test_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         parent.kill()
 
 
+_DYING_WORKER = """
+import os, resource, signal, sys
+from seld.features import extract
+
+if __name__ != "__main__":  # a spawned worker imports this script as __mp_main__ before its first task
+    computed = extract._process_clips
+
+    def dies_on_mix002(cfg, clips):
+        if any(c.clip_id.endswith("mix002") for c in clips):
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            os.kill(os.getpid(), signal.SIGBUS)  # as loading a truncated library did
+        return computed(cfg, clips)
+
+    extract._process_clips = dies_on_mix002
+
+if __name__ == "__main__":
+    from seld.cli import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_worker_that_dies_stops_extraction_with_the_reason(dataset: Path) -> None:
+    # a pool that replaces dead workers lost their clips and waited forever, without a message
+    import subprocess
+
+    from tests.scripts import child_pythonpath
+
+    script = dataset / "dying.py"
+    script.write_text(_DYING_WORKER)
+    args = [*cli_args(dataset), "workers=2", "batch_size=1"]
+    env = dict(os.environ, PYTHONPATH=child_pythonpath(), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 1, done.stderr
+    err = done.stderr.strip().splitlines()[-1]
+    assert err.startswith("seld features: error: a feature worker process was killed by SIGBUS; "), done.stderr
+    assert "fold3_room2_mix002" in err and "rerun skips them" in err
+    assert not clip_file(dataset / "feat", SPLIT, "fold3_room2_mix002").exists()
+
+
 def test_cli_device_cuda_without_a_gpu_stops_with_the_setting_named(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,7 +176,8 @@ def test_build_is_cached_per_source_and_compiler(tmp_path) -> None:
     stamp = first.stat().st_mtime_ns
     assert native.build(cache=tmp_path) == first and first.stat().st_mtime_ns == stamp  # no second compile
     other = native.build(cache=tmp_path, flags=("-O2", "-fPIC", "-shared"))
-    assert other != first and sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])
+    names = [first.name, other.name]
+    assert other != first and sorted(p.name for p in tmp_path.iterdir()) == sorted(names + [n + ".sha256" for n in names])
 
 
 def test_build_errors_name_the_compiler_and_the_problem(tmp_path) -> None:
@@ -217,3 +219,159 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
     assert native.cache_dir() == tmp_path / "x" / "textseld"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert native.cache_dir() == type(tmp_path)(os.path.expanduser("~")) / ".cache" / "textseld"
+
+
+# --- nothing loads that this user did not build (issue 31) ---------------------------------------
+
+_LOAD_IN_A_CHILD = """
+import warnings
+from seld.features import native
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    k = native.kernel()
+print(k is not None)
+print(len(caught), *[str(w.message) for w in caught])
+"""
+
+
+def _kernel_in_a_child(cache) -> tuple[int, list[str], str]:
+    """(exit status, stdout lines, stderr) of native.kernel() in a fresh process using ``cache``:
+    a library that crashes on loading (SIGBUS) ends the child, not the test run."""
+    import subprocess
+    import sys
+
+    from tests.scripts import child_pythonpath
+
+    env = dict(os.environ, TEXTSELD_CACHE=str(cache), PYTHONPATH=child_pythonpath())
+    env.pop("TEXTSELD_NATIVE", None)
+    done = subprocess.run([sys.executable, "-c", _LOAD_IN_A_CHILD], env=env, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout.splitlines(), done.stderr
+
+
+@pytest.mark.parametrize("record", ["kept", "absent"])
+def test_a_truncated_cached_kernel_is_rebuilt_never_loaded(tmp_path, record) -> None:
+    # the issue's repro: the first 5,000 bytes of the library under its own name (a full disk, an
+    # interrupted copy); loading it ended the process with SIGBUS (exit 135). "absent": copied
+    # alone into an empty folder, as a cache of the version before the hash record looks
+    require_kernel()
+    import hashlib
+
+    lib = native.build(cache=tmp_path)
+    whole = lib.read_bytes()
+    lib.write_bytes(whole[:5000])
+    if record == "absent":
+        Path(f"{lib}.sha256").unlink()
+    code, out, err = _kernel_in_a_child(tmp_path)
+    assert code == 0, err
+    assert out == ["True", "0"]  # the kernel, and no warning: rebuilt silently
+    rebuilt = lib.read_bytes()
+    assert len(rebuilt) > 5000 and Path(f"{lib}.sha256").read_text().strip() == hashlib.sha256(rebuilt).hexdigest()
+
+
+def test_a_library_that_does_not_load_is_rebuilt_once_then_torch_runs(tmp_path, monkeypatch) -> None:
+    # a "compiler" whose output is no library at all: built (hash recorded), fails to load, rebuilt
+    # once, fails again: torch's products with one warning, and no third compile
+    log = tmp_path / "calls"
+    fake = tmp_path / "fakecc"
+    fake.write_text("#!/bin/sh\n"
+                    'if [ "$1" = --version ]; then echo fakecc 1.0; exit 0; fi\n'
+                    f'echo compile >> "{log}"\n'
+                    'while [ "$#" -gt 0 ]; do if [ "$1" = -o ]; then printf "not a library" > "$2"; fi; shift; done\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    monkeypatch.setenv("TEXTSELD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TEXTSELD_NATIVE", raising=False)
+    native.kernel.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="torch's products") as caught:
+            assert native.kernel() is None
+        assert len(caught) == 1
+        assert log.read_text().split() == ["compile", "compile"]
+    finally:
+        native.kernel.cache_clear()
+
+
+_PLANTED = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen(MARK, "w");
+    if (f) { fputs("planted code ran\n", f); fclose(f); }
+}
+"""
+
+
+def _plant(tmp_path, cache, mark) -> Path:
+    """A library whose constructor writes ``mark``, under the kernel's name in ``cache``, with a
+    matching hash record (whoever can write the folder can write both)."""
+    import hashlib
+    import subprocess
+
+    src = tmp_path / "planted.c"
+    src.write_text(_PLANTED)
+    cache.mkdir(mode=0o700, exist_ok=True)
+    lib = native.compiler_and_library(cache=cache)[1]
+    built = tmp_path / f"planted-{mark.name}.so"
+    subprocess.run([os.environ.get("CC") or "cc", "-shared", "-fPIC", f'-DMARK="{mark}"', "-o", str(built), str(src)],
+                   check=True, capture_output=True)
+    built.chmod(0o700)
+    lib.write_bytes(built.read_bytes())
+    lib.chmod(0o700)
+    Path(f"{lib}.sha256").write_text(hashlib.sha256(built.read_bytes()).hexdigest() + "\n")
+    return lib
+
+
+def _as_root_only() -> None:
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("group-writable folder", "folder .* is writable by its group or others"),
+    ("other-writable library", "file .* is writable by its group or others"),
+    ("library is a link", "file .* is a symbolic link"),
+    ("folder is a link", "folder .* is a symbolic link"),
+    ("library of another user", "file .* belongs to another user"),
+    ("folder of another user", "folder .* belongs to another user"),
+])
+def test_a_planted_library_is_never_loaded(tmp_path, monkeypatch, how, problem) -> None:
+    require_kernel()
+    cache, mark = tmp_path / "cache", tmp_path / "ran"
+    lib = _plant(tmp_path, cache, mark)
+    used = cache
+    if how == "group-writable folder":
+        cache.chmod(0o775)
+    elif how == "other-writable library":
+        lib.chmod(0o707)
+    elif how == "library is a link":
+        target = tmp_path / "elsewhere.so"
+        lib.rename(target)
+        lib.symlink_to(target)
+    elif how == "folder is a link":
+        used = tmp_path / "link"
+        used.symlink_to(cache)
+    else:
+        _as_root_only()
+        os.chown(lib if how.startswith("library") else cache, 65534, 65534)
+    monkeypatch.setenv("TEXTSELD_CACHE", str(used))
+    monkeypatch.delenv("TEXTSELD_NATIVE", raising=False)
+    native.kernel.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=problem) as caught:
+            assert native.kernel() is None
+        assert len(caught) == 1 and "TEXTSELD_CACHE" in str(caught[0].message)
+    finally:
+        native.kernel.cache_clear()
+    assert not mark.exists()  # its code never ran
+    if how == "group-writable folder":
+        assert "chmod 700" in str(caught[0].message)
+        import ctypes
+
+        ctypes.CDLL(str(lib))  # the check can fail: loading the plant does run its code
+        assert mark.read_text() == "planted code ran\n"
+
+
+def test_the_cache_folder_is_created_private(tmp_path) -> None:
+    require_kernel()
+    lib = native.build(cache=tmp_path / "new" / "cache")
+    assert (tmp_path / "new" / "cache").stat().st_mode & 0o777 == 0o700
+    assert lib.stat().st_mode & 0o077 == 0 and Path(f"{lib}.sha256").stat().st_mode & 0o077 == 0

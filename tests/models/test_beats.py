@@ -263,6 +263,34 @@ def test_bad_checkpoint_files(tmp_path):
         load_beats_checkpoint(tmp_path / "badcfg.pt")
 
 
+RAN: list[str] = []
+"""What unpickling :class:`_Payload` ran (its ``__setstate__`` is code the file makes run)."""
+
+
+class _Payload:
+    def __init__(self) -> None:
+        self.note = "any object"
+
+    def __setstate__(self, state: dict) -> None:
+        RAN.append("code from the checkpoint file")
+        self.__dict__.update(state)
+
+
+def test_a_file_that_needs_unpickling_runs_nothing_unless_trusted(tmp_path):
+    # README: no pickle, except the opt-in tokenizer.beats.trust_checkpoint, which runs the file's code
+    model = _tiny_model()
+    path = tmp_path / "pickled.pt"
+    torch.save({"cfg": model.cfg.to_dict(), "model": model.state_dict(), "extra": _Payload()}, path)
+    RAN.clear()
+    with pytest.raises(CheckpointError, match=r"pickled\.pt: cannot be read with torch.load\(weights_only=True\).*"
+                       r"tokenizer\.beats\.trust_checkpoint: true unpickles it fully, running any code it holds"):
+        load_beats_checkpoint(path)
+    assert RAN == []
+    loaded = load_beats_checkpoint(path, trust_checkpoint=True)
+    assert RAN == ["code from the checkpoint file"]
+    assert torch.equal(loaded.state_dict()["post_extract_proj.bias"], model.state_dict()["post_extract_proj.bias"])
+
+
 # --------------------------------------------------------------------------- source encoder
 
 

@@ -103,3 +103,49 @@ def test_batch_larger_than_dataset_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="batch_size=32 exceeds the 16 training clips"):
         Trainer(ToyTask(), ToyDataset(), _cfg(tmp_path / "big", batch_size=32))
+
+
+# --- bad numbers are named at start-up, before torch sees them (issue 31) -----------------------
+
+STAGE_CONFIGS = {"pretrain": "configs/quickstart/pretrain.yml", "finetune": "configs/quickstart/finetune.yml",
+                 "baseline": "configs/baseline_seldnet.yml"}
+
+
+@pytest.mark.parametrize("command", sorted(STAGE_CONFIGS))
+@pytest.mark.parametrize("override, message", [
+    # before: ZeroDivisionError in the engine; DataLoader's ValueError; torch's "Invalid learning
+    # rate" traceback; exit 0 having written nothing; training at lr 0 without a word
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("train.batch_size=-4", "train.batch_size must be >= 1, got -4"),
+    ("train.lr=-1", "train.lr must be > 0 (0 trains nothing; a fine-tuning holds its pre-trained tokenizer with "
+                    "tokenizer_lr: 0), got -1.0"),
+    ("train.epochs=0", "train.epochs must be >= 1, got 0"),
+    ("train.lr=0", "train.lr must be > 0 (0 trains nothing; a fine-tuning holds its pre-trained tokenizer with "
+                   "tokenizer_lr: 0), got 0.0"),
+])
+def test_each_bad_training_number_is_a_named_error(command, override, message, tmp_path, capsys):
+    from seld.cli import main
+
+    out = tmp_path / "run"
+    assert main([command, "--config", STAGE_CONFIGS[command], override, f"train.out_dir={out}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"seld {command}: error: {STAGE_CONFIGS[command]} (+ overrides): ") and err.endswith(message)
+    assert not out.exists()  # stopped at start-up
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("num_workers", -1, ">= 0"), ("seed", -3, ">= 0"), ("save_every_steps", -1, ">= 0"),
+    ("validate_every_epochs", 0, ">= 1"), ("log_every_steps", 0, ">= 1"), ("max_steps", 0, ">= 1 or null"),
+    ("num_threads", 0, ">= 1 or null"), ("weight_decay", -0.1, ">= 0"), ("grad_clip_norm", 0.0, "> 0 or null"),
+    ("max_minutes", -5.0, "> 0 or null"), ("ema_decay", 1.0, "in (0, 1) or null"), ("lr", float("nan"), "> 0"),
+])
+def test_every_numeric_train_key_is_checked(key, value, rule, tmp_path):
+    from seld.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        _cfg(tmp_path, **{key: value})
+    assert str(exc.value).startswith(f"train.{key} must be {rule}") and str(exc.value).endswith(f"got {value!r}")
+    cfg = _cfg(tmp_path)  # a value changed after the config was built: the trainer checks again
+    cfg.batch_size = 0
+    with pytest.raises(ConfigError, match="train.batch_size must be >= 1, got 0"):
+        Trainer(ToyTask(), ToyDataset(), cfg)

@@ -39,8 +39,8 @@ TINY_TEXT_ENCODER = ("model.text_encoder.model_config={vocab_size: 30522, hidden
 def slurm() -> dict[str, str]:
     """Environment for SLURM commands; starts the local SLURM (and stops it after) unless it runs already."""
     env = dict(os.environ)
-    env.setdefault("SLURM_LOCAL_DIR", "/tmp/textseld-slurm")
-    env["SLURM_CONF"] = str(Path(env["SLURM_LOCAL_DIR"]) / "slurm.conf")
+    if env.get("SLURM_LOCAL_DIR"):
+        env["SLURM_CONF"] = str(Path(env["SLURM_LOCAL_DIR"]) / "slurm.conf")
     running = subprocess.run(["bash", str(SLURM_LOCAL), "status"], env=env, capture_output=True).returncode == 0
     if not running:
         t0 = time.monotonic()
@@ -48,6 +48,7 @@ def slurm() -> dict[str, str]:
         if res.returncode == 3:
             pytest.skip(res.stderr.strip().splitlines()[-1])
         assert res.returncode == 0, res.stderr
+        env["SLURM_CONF"] = re.search(r"export SLURM_CONF=(\S+)", res.stdout).group(1)  # a private mktemp folder
         print(f"local SLURM started in {time.monotonic() - t0:.1f} s")
     yield env
     if not running:

@@ -184,18 +184,49 @@ def test_cli_turns_stops_into_one_line_and_exit_codes(monkeypatch, capsys):
     assert capsys.readouterr().err.strip().splitlines() == ["seld pretrain: interrupted"]
 
 
-def test_preemption_signal_before_training_exits_with_the_requeue_status(monkeypatch, capsys):
-    import seld.commands.finetune as finetune
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "baseline"])
+def test_preemption_signal_before_training_exits_with_the_requeue_status(command, signum, monkeypatch, capsys):
+    import importlib
+
+    from seld.commands._common import STAGE_COMMANDS
+
+    assert command in STAGE_COMMANDS and command in cli.TRAINING_COMMANDS  # one table
 
     def loading(args):  # e.g. still reading the features when SLURM's warning arrives
-        signal.raise_signal(signal.SIGUSR1)
+        signal.raise_signal(signum)
         raise AssertionError("not reached")
 
-    before = signal.getsignal(signal.SIGUSR1)
-    monkeypatch.setattr(finetune, "run", loading)
-    assert cli.main(["finetune"]) == EXIT_REQUEUE
-    assert "stopped by SIGUSR1 outside training" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGUSR1) is before  # main() puts the handlers back
+    before = signal.getsignal(signum)
+    monkeypatch.setattr(importlib.import_module(f"seld.commands.{command}"), "run", loading)
+    assert cli.main([command]) == EXIT_REQUEUE
+    assert f"stopped by {signum.name} outside training" in capsys.readouterr().err
+    assert signal.getsignal(signum) is before  # main() puts the handlers back
+
+
+_SLOW_START = """
+import sys, time
+import seld.commands.baseline as baseline
+from seld import cli
+
+def starting(args):  # start-up that takes a while (reading features, building the model)
+    print("starting", flush=True)
+    time.sleep(60)
+
+baseline.run = starting
+sys.exit(cli.main(["baseline"]))
+"""
+
+
+def test_sigterm_to_seld_baseline_during_start_up_exits_with_the_requeue_status():
+    # before: killed by the signal (exit 143, 138 for SIGUSR1) without a word, so never requeued
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_START], env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "starting"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_REQUEUE == 75, err
+    assert err.strip() == "seld baseline: stopped by SIGTERM outside training (nothing new to save) (exit 75: requeue)"
 
 
 def _worker(*args: object, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
