@@ -22,6 +22,7 @@ from seld.models.text_encoders import (
     FrozenTextEncoder,
     GroundTruthCache,
     HFClipTextEncoder,
+    NoLanguageEncoder,
     OpenClipTextEncoder,
     TextEncoderConfig,
     build_text_encoder,
@@ -268,11 +269,12 @@ def test_several_frames_per_template(encoders):
 
 # -- widths and loading -------------------------------------------------------------------------
 def test_registry_and_widths(encoders):
-    assert TEXT_ENCODERS == {"clip": OpenClipTextEncoder, "hf_clip": HFClipTextEncoder, "bert": BertTextEncoder}
+    assert TEXT_ENCODERS == {"clip": OpenClipTextEncoder, "hf_clip": HFClipTextEncoder, "bert": BertTextEncoder,
+                             "none": NoLanguageEncoder}
     assert [encoders[k].width for k in KINDS] == [32, 32, 32]
     assert [encoders[k].out_dim for k in KINDS] == [24, 24, 32]
     assert encoders["clip"].embed_dim == 32
-    with pytest.raises(ConfigError, match="bert, clip, hf_clip"):
+    with pytest.raises(ConfigError, match="bert, clip, hf_clip, none"):
         build_text_encoder(TextEncoderConfig(kind="gpt"))
 
 
