@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -229,4 +229,28 @@ def plot_class_scores(results: Mapping[str, Mapping[str, Any]], out: str | os.Pa
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_retrieval_example(query: str, hits: Sequence[tuple[str, int, float, str]], out: str | os.PathLike[str],
+                           title: str = "") -> Path:
+    """A retrieval example as a figure: the query sentence, then the top frames ``(clip, frame, score,
+    reference sentence)`` in rank order; a hit whose reference equals the query is marked."""
+    import textwrap
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 0.75 * (len(hits) + 2)))
+    ax.axis("off")
+    y = 1.0
+    step = 1.0 / (len(hits) + 2)
+    ax.text(0.0, y, f"query: \u201c{query}\u201d", fontsize=10, weight="bold", va="top", transform=ax.transAxes)
+    for rank, (clip, frame, score, reference) in enumerate(hits, start=1):
+        y -= step
+        mark = "\u2713 " if reference == query else "   "
+        ax.text(0.0, y, f"{mark}{rank}. cos {score:.3f}  {clip} frame {frame}", fontsize=8.5, va="top",
+                family="monospace", transform=ax.transAxes, color="darkgreen" if reference == query else "black")
+        ax.text(0.04, y - 0.4 * step, "\n".join(textwrap.wrap(f"reference: {reference}", 130)), fontsize=8,
+                va="top", color="dimgray", transform=ax.transAxes)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _save(fig, out)

@@ -369,24 +369,65 @@ def has_language(task: Any) -> bool:
     return hasattr(task, "embed") and getattr(getattr(task, "text_encoder", None), "embeds_sentences", True)
 
 
-def alignment_on(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
-    """Sentence retrieval by A over every frame of a split: each frame's ground-truth sentence (the
-    evaluation template) among the distinct sentences of the split, by cosine with the frozen
-    encoder's embedding of each sentence; plus the mean cosine and MAE between A and E(gt)."""
+def frame_sentences_of(task: Any, outputs: SplitOutputs) -> tuple[list[tuple[str, int]], list[str], Any]:
+    """Every frame of a split: ``(clip, frame)``, its ground-truth sentence (the evaluation template)
+    and A ``(frames, D)``, in clip order."""
     import numpy as np
 
-    from seld.alignment import sentence_retrieval
     from seld.text.sentences import frame_sentences
     from seld.text.templates import TEMPLATES
 
     template = TEMPLATES[task.eval_template]
     fits = task.text_encoder.tokenizer.fits
     clips = sorted(outputs.embeddings)
+    where = [(c, f) for c in clips for f in range(len(outputs.embeddings[c]))]
     sentences = [s for c in clips for s in frame_sentences(outputs.targets[c], template, fits)]
-    a = np.concatenate([outputs.embeddings[c] for c in clips])
+    return where, sentences, np.concatenate([outputs.embeddings[c] for c in clips])
+
+
+def alignment_on(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
+    """Sentence retrieval by A over every frame of a split: each frame's ground-truth sentence (the
+    evaluation template) among the distinct sentences of the split, by cosine with the frozen
+    encoder's embedding of each sentence; plus the mean cosine and MAE between A and E(gt); under
+    ``sounding`` the same for the frames with at least one source (the silent frames' one sentence is
+    an easy target that can carry R@1 alone)."""
+    import numpy as np
+
+    from seld.alignment import sentence_retrieval
+    from seld.text.sentences import NO_SOURCE_SENTENCE
+
+    _, sentences, a = frame_sentences_of(task, outputs)
     distinct = sorted(set(sentences))
     emb = task.gt_cache.embed(distinct).float().cpu().numpy()
-    return sentence_retrieval(a, sentences, emb, distinct).to_dict()
+    scores = sentence_retrieval(a, sentences, emb, distinct).to_dict()
+    sounding = np.array([s != NO_SOURCE_SENTENCE for s in sentences])
+    if sounding.any():
+        scores["sounding"] = sentence_retrieval(a[sounding], [s for s, k in zip(sentences, sounding) if k], emb,
+                                                distinct).to_dict()
+    return scores
+
+
+def retrieval_example(task: Any, outputs: SplitOutputs, path: Path, title: str, top: int = 6) -> Path | None:
+    """The figure of one retrieval: the split's most frequent sentence with sources as the query, the
+    ``top`` frames by cos(A, E(query)) with their reference sentences."""
+    import numpy as np
+
+    from seld.plots import plot_retrieval_example
+    from seld.text.sentences import NO_SOURCE_SENTENCE
+
+    where, sentences, a = frame_sentences_of(task, outputs)
+    counts: dict[str, int] = {}
+    for s in sentences:
+        if s != NO_SOURCE_SENTENCE:
+            counts[s] = counts.get(s, 0) + 1
+    if not counts:
+        return None
+    query = min(counts, key=lambda s: (-counts[s], s))
+    q = task.gt_cache.embed([query]).float().cpu().numpy()[0]
+    cos = (a @ q) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(q), 1e-12)
+    order = np.argsort(-cos, kind="stable")[:top]
+    hits = [(where[i][0], where[i][1], float(cos[i]), sentences[i]) for i in order]
+    return plot_retrieval_example(query, hits, path, title)
 
 
 def language_queries(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
@@ -431,6 +472,9 @@ def score_run(name: str, seed_dir: Path, splits: tuple[str, ...]) -> dict[str, A
             row.setdefault("alignment", {})[split] = alignment_on(task, outputs)
         if embed and split == "test":
             row["query"] = language_queries(task, outputs)
+            if name == "grep":
+                retrieval_example(task, outputs, seed_dir / "retrieval_example_grep.png",
+                                  f"{RUN_NAMES[name]}, test set: frames ranked by cos(A, E(query))")
         if split == "val" and getattr(task, "token_head", None) is not None:
             direct = seld_scores(predict_split(model, seed_dir, "val", predict=task.predict_direct_path))
             row["text_path_val"] = {
@@ -493,6 +537,8 @@ def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: 
         for name, al in aligned.items():
             for split in ("val", "test"):
                 lines.append(f"| {RUN_NAMES[name]} | {split} | {_alignment_cells(al.get(split))} |")
+                lines.append(f"| {RUN_NAMES[name]} | {split}, frames with sources | "
+                             f"{_alignment_cells((al.get(split) or {}).get('sounding'))} |")
     asked = {n: r["query"] for n, r in results.items() if r.get("query")}
     if asked:
         lines += ["", "Asked in words on the test set: \"where is the <class>?\" for every clip and class in its labels, "
@@ -531,6 +577,8 @@ def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: 
             if name in ("baseline", "pretrain", "grep", "trep"):
                 figures[f"tracks_{name}"] = plot_clip_tracks(
                     seed_dir / "predictions" / name, ref_dir, busiest, seed_dir / f"tracks_{name}_{busiest}.png")
+    if (seed_dir / "retrieval_example_grep.png").is_file():
+        figures["retrieval"] = seed_dir / "retrieval_example_grep.png"
     lines += ["", "Figures: " + ", ".join(f"`{Path(p).name}`" for p in figures.values()), ""]
     atomic_write_text(seed_dir / "results.md", "\n".join(lines))
     print("\n".join(lines), flush=True)
@@ -550,8 +598,16 @@ def metric_values(per_seed: dict[int, dict[str, Any]], run: str, split: str, key
 
 
 def alignment_values(per_seed: dict[int, dict[str, Any]], run: str, split: str, key: str) -> dict[int, float]:
-    return {s: float(res[run]["alignment"][split][key]) for s, res in per_seed.items()
-            if run in res and split in res[run].get("alignment", {})}
+    """Seed -> the run's alignment figure ``key`` on ``split`` (``val``, ``test``; ``val_sounding``,
+    ``test_sounding``: the frames with sources), for the seeds that have it."""
+    name, _, part = split.partition("_")
+    out = {}
+    for seed, res in per_seed.items():
+        al = res.get(run, {}).get("alignment", {}).get(name)
+        al = al.get(part) if al is not None and part else al
+        if al is not None:
+            out[seed] = float(al[key])
+    return out
 
 
 def best_textseld(per_seed: dict[int, dict[str, Any]]) -> str | None:
@@ -574,6 +630,8 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:
     return {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n, "seeds": seeds}
 
 
+ALIGNMENT_SETS: tuple[str, ...] = ("val", "test", "val_sounding", "test_sounding")
+"""Where alignment is summarised: every frame, and the frames with at least one source."""
 QUERY_FIGURES: dict[str, Any] = {
     "query_F": lambda q: q["query"]["F"], "own_F": lambda q: q["own_same_classes"]["F"],
     "query_accuracy": lambda q: q["query_accuracy"], "paraphrase_accuracy": lambda q: q["paraphrase_accuracy"],
@@ -602,7 +660,7 @@ def summarize(per_seed: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> d
             row[split] = {"per_seed": vals, "mean": float(np.mean(list(vals.values()))) if vals else float("nan"),
                           "sd": float(np.std(list(vals.values()), ddof=1)) if len(vals) > 1 else float("nan")}
         al = {}
-        for split in ("val", "test"):
+        for split in ALIGNMENT_SETS:
             r1 = alignment_values(per_seed, run, split, "recall_at_1")
             if r1:
                 al[split] = {key: float(np.mean(list(alignment_values(per_seed, run, split, key).values())))
@@ -622,7 +680,7 @@ def summarize(per_seed: dict[int, dict[str, Any]], splits: tuple[str, ...]) -> d
             entry["F"][split] = paired(metric_values(per_seed, a_run, split), metric_values(per_seed, b, split))
         if "alignment" in summary["runs"][a_run] and "alignment" in summary["runs"][b]:
             entry["R@1"] = {s: paired(alignment_values(per_seed, a_run, s, "recall_at_1"), alignment_values(per_seed, b, s, "recall_at_1"))
-                            for s in ("val", "test")}
+                            for s in ALIGNMENT_SETS}
         summary["comparisons"].append(entry)
     return summary
 
@@ -669,7 +727,8 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
     aligned = {r: row["alignment"] for r, row in summary["runs"].items() if "alignment" in row}
     if aligned:
         lines += ["", "Alignment of A with language (mean over seeds): sentence retrieval among the distinct "
-                  "sentences of the set, chance in brackets; goal R@1 >= 10 x chance, median rank in the top 5 %:", "",
+                  "sentences of the set, chance in brackets (`_sounding`: the frames with at least one source, among "
+                  "the same candidates); goal R@1 >= 10 x chance, median rank in the top 5 %:", "",
                   "| model | set | R@1 (%) | R@5 (%) | R@10 (%) | median rank / candidates | mean cos(A, E(gt)) |",
                   "|---|---|---|---|---|---|---|"]
         for run, al in aligned.items():
@@ -679,9 +738,9 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
                              f"{v['mean_cosine']:.3f} |")
         r1 = [c for c in summary["comparisons"] if "R@1" in c]
         if r1:
-            lines += ["", "| R@1 difference (points) | val | test |", "|---|---|---|"]
+            lines += ["", "| R@1 difference (points) | " + " | ".join(ALIGNMENT_SETS) + " |", "|---|" + "---|" * len(ALIGNMENT_SETS)]
             for c in r1:
-                lines.append(f"| {c['what']} | {_interval(c['R@1']['val'])} | {_interval(c['R@1']['test'])} |")
+                lines.append(f"| {c['what']} | " + " | ".join(_interval(c["R@1"][s]) for s in ALIGNMENT_SETS) + " |")
     asked = {r: row["query"] for r, row in summary["runs"].items() if "query" in row}
     if asked:
         lines += ["", "Asked in words on the test set (mean over seeds): \"where is the <class>?\" answered through the "

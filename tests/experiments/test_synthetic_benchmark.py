@@ -55,6 +55,7 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
             for split in ("val", "test"):  # A against the split's own sentences
                 al = results[name]["alignment"][split]
                 assert 0.0 <= al["recall_at_1"] <= al["recall_at_5"] <= al["recall_at_10"] <= 1.0 and al["candidates"] >= 1
+                assert al["sounding"]["frames"] < al["frames"] and al["sounding"]["candidates"] == al["candidates"]
         # the random twin has the pre-trained encoder's shape and trainable size, not its weights
         assert results["grep_random"]["params_total"] == results["grep"]["params_total"]
         assert results["grep_random"]["params_trainable"] == results["grep"]["params_trainable"]
@@ -69,7 +70,7 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
     assert "| Baseline CRNN (DCASE2025) | 735,413 / 735,413 | 1 |" in seed_table
     assert "GREP, MiniLM random weights" in seed_table and "Alignment of A with language" in seed_table
     pngs = sorted(p.name for p in (out / "seed3").glob("*.png"))
-    assert "learning_curves.png" in pngs and "class_scores.png" in pngs
+    assert "learning_curves.png" in pngs and "class_scores.png" in pngs and "retrieval_example_grep.png" in pngs
     assert sum(p.startswith("tracks_") for p in pngs) == 4
     for p in [*out.glob("*.png"), *(out / "seed3").glob("*.png")]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
