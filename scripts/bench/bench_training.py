@@ -233,7 +233,8 @@ def _live_task(args: argparse.Namespace) -> tuple[Any, Any]:
     from seld.models.text_encoders import tiny_text_encoder_config
     from seld.train.stages import FinetuneConfig, PretrainConfig, apply_stream_channels, build_finetune_task
 
-    overrides = ["model.pretrained=null", "frozen_tokenizer_eval=false"]  # held as at evaluation again below
+    # the task is built without its pre-trained tokenizer; the step is held or live below, not by the config
+    overrides = ["model.pretrained=null", "frozen_tokenizer_eval=false", "projection_lr=null"]
     cfg = load_config(ROOT / "configs/benchmark/finetune_grep.yml", FinetuneConfig, overrides)
     cfg.model.text_encoder.tokenizer = args.tokenizer or cfg.model.text_encoder.tokenizer
     if args.size == "tiny":
