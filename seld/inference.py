@@ -156,7 +156,8 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
     fn = task.embed if embeddings else task.predict
     if embeddings and with_output:
         def fn(src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-            return torch.cat([task.predict(src, doa, dist).float(), task.embed(src, doa, dist).float()], dim=-1)
+            out, emb = task.predict_and_embed(src, doa, dist)  # one pass through the text encoder
+            return torch.cat([out.float(), emb.float()], dim=-1)
     features = WindowFeatures(model, device)
     pending: deque[_Recording] = deque()  # recordings not yet yielded, in input order
 

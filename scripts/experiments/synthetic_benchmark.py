@@ -324,7 +324,7 @@ class SplitOutputs:
 
 def predict_split(model: Any, seed_dir: Path, split: str, predict: Any = None, embed: bool = False) -> SplitOutputs:
     """``predict(src, doa, dist)`` (default: the task's) over ``features/<split>.h5`` in batches of 8
-    clips; with ``embed`` also the audio-driven embeddings A of a fine-tuning (``task.embed``)."""
+    clips; with ``embed`` the task's own output and A of a fine-tuning instead (``predict_and_embed``)."""
     import torch
 
     from seld.data.dataset import SeldDataset
@@ -339,8 +339,11 @@ def predict_split(model: Any, seed_dir: Path, split: str, predict: Any = None, e
         for start in range(0, len(ds), 8):
             items = [ds[i] for i in range(start, min(len(ds), start + 8))]
             batch = {k: torch.stack([it[k] for it in items]) for k in ("src", "doa", "dist")}
-            outputs = predict(batch["src"], batch["doa"], batch["dist"]).float().numpy()
-            embs = task.embed(batch["src"], batch["doa"], batch["dist"]).float().numpy() if embed else None
+            if embed:  # the output and A from one pass through the text encoder
+                out_t, emb_t = task.predict_and_embed(batch["src"], batch["doa"], batch["dist"])
+                outputs, embs = out_t.float().numpy(), emb_t.float().numpy()
+            else:
+                outputs, embs = predict(batch["src"], batch["doa"], batch["dist"]).float().numpy(), None
             for i, (it, o) in enumerate(zip(items, outputs)):
                 clip = it["clip_id"]
                 out.preds[clip] = o
@@ -409,13 +412,15 @@ def alignment_on(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
 
 def retrieval_example(task: Any, outputs: SplitOutputs, path: Path, title: str, top: int = 6) -> Path | None:
     """The figure of one retrieval: the split's most frequent sentence with sources as the query, the
-    ``top`` frames by cos(A, E(query)) with their reference sentences."""
-    import numpy as np
-
+    ``top`` frames as ``seld query --index`` ranks them (:func:`seld.query.rank_frames`) with their
+    reference sentences."""
+    from seld.constants import LABEL_HOP_SECONDS
+    from seld.inference import EmbeddingIndex
     from seld.plots import plot_retrieval_example
+    from seld.query import rank_frames
     from seld.text.sentences import NO_SOURCE_SENTENCE
 
-    where, sentences, a = frame_sentences_of(task, outputs)
+    where, sentences, _ = frame_sentences_of(task, outputs)
     counts: dict[str, int] = {}
     for s in sentences:
         if s != NO_SOURCE_SENTENCE:
@@ -423,10 +428,11 @@ def retrieval_example(task: Any, outputs: SplitOutputs, path: Path, title: str, 
     if not counts:
         return None
     query = min(counts, key=lambda s: (-counts[s], s))
-    q = task.gt_cache.embed([query]).float().cpu().numpy()[0]
-    cos = (a @ q) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(q), 1e-12)
-    order = np.argsort(-cos, kind="stable")[:top]
-    hits = [(where[i][0], where[i][1], float(cos[i]), sentences[i]) for i in order]
+    reference = dict(zip(where, sentences))
+    index = EmbeddingIndex(path, {c: outputs.embeddings[c] for c in sorted(outputs.embeddings)}, {}, {}, None, None,
+                           LABEL_HOP_SECONDS)
+    frames, _ = rank_frames(index, task.gt_cache.embed([query]).float().cpu().numpy()[0], top)
+    hits = [(h.clip, h.frame, h.score, reference[(h.clip, h.frame)]) for h in frames]
     return plot_retrieval_example(query, hits, path, title)
 
 
@@ -459,7 +465,7 @@ def score_run(name: str, seed_dir: Path, splits: tuple[str, ...]) -> dict[str, A
         "params_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
     }
     for split in ("val", *splits):
-        outputs = predict_split(model, seed_dir, split, embed=embed)
+        outputs = predict_split(model, seed_dir, split, embed=embed and split in ("val", "test"))  # A where read
         scores = score_row(seld_scores(outputs), str(ckpt.relative_to(seed_dir)))
         if split != "val":
             pred_dir = seed_dir / ("predictions" if split == "test" else f"predictions_{split}") / name
@@ -495,7 +501,7 @@ def _alignment_cells(al: dict[str, Any] | None) -> str:
     if not al:
         return "- | - | - | - | -"
     return (f"{100 * al['recall_at_1']:.1f} ({100 * al['chance_recall_at_1']:.2f}) | {100 * al['recall_at_5']:.1f} | {100 * al['recall_at_10']:.1f} | "
-            f"{al['median_rank']:g} / {al['candidates']} | {al['mean_cosine']:.3f}")
+            f"{al['median_rank']:g} / {al['candidates']:g} | {al['mean_cosine']:.3f}")
 
 
 def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -733,9 +739,7 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
                   "|---|---|---|---|---|---|---|"]
         for run, al in aligned.items():
             for split, v in al.items():
-                lines.append(f"| {RUN_NAMES[run]} | {split} | {100 * v['recall_at_1']:.1f} ({100 * v['chance_recall_at_1']:.2f}) | "
-                             f"{100 * v['recall_at_5']:.1f} | {100 * v['recall_at_10']:.1f} | {v['median_rank']:g} / {v['candidates']:g} | "
-                             f"{v['mean_cosine']:.3f} |")
+                lines.append(f"| {RUN_NAMES[run]} | {split} | {_alignment_cells(v)} |")
         r1 = [c for c in summary["comparisons"] if "R@1" in c]
         if r1:
             lines += ["", "| R@1 difference (points) | " + " | ".join(ALIGNMENT_SETS) + " |", "|---|" + "---|" * len(ALIGNMENT_SETS)]

@@ -494,9 +494,14 @@ class FinetuneTask(SeldTask):
             return enc.slot_hidden.reshape(b, t, 3, -1), pooled
         return pooled, pooled
 
+    def predict_and_embed(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(activated output ``(batch, frames, 117)``, A ``(batch, frames, out_dim)``) with the evaluation
+        template, from one pass through the text encoder."""
+        return self.encode(src, doa, dist, [TEMPLATES[self.eval_template]] * src.shape[0])
+
     def predict(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Activated multi-ACCDOA output ``(batch, frames, 117)`` with the evaluation template."""
-        return self.encode(src, doa, dist, [TEMPLATES[self.eval_template]] * src.shape[0])[0]
+        return self.predict_and_embed(src, doa, dist)[0]
 
     def predict_direct_path(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """``model.head.residual`` models only: the output of the tokens' direct path alone, i.e. with
@@ -508,7 +513,7 @@ class FinetuneTask(SeldTask):
 
     def embed(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Audio-driven embeddings A ``(batch, frames, out_dim)`` with the evaluation template."""
-        return self.encode(src, doa, dist, [TEMPLATES[self.eval_template]] * src.shape[0])[1]
+        return self.predict_and_embed(src, doa, dist)[1]
 
     def step(self, batch: dict[str, Any]) -> StepOutput:
         target = batch["target"]
