@@ -12,14 +12,15 @@ embedding loss pulls the audio-driven embedding A towards.
   (:class:`~seld.inference.EmbeddingIndex`) ranked by the cosine between A and the query's
   embedding; clips ranked by their best frame. The file must come from the same checkpoint
   (:func:`check_index_checkpoint`).
-- Class queries (:class:`ClassMatcher`): the class a query names is the class whose descriptions
+- Class queries (:class:`ClassMatcher` over :func:`class_embedder`): the class a query names is the class whose descriptions
   (:data:`seld.text.paraphrases.CLASS_DESCRIPTIONS`) are closest to it; below a threshold the
   answer is "no match". :func:`class_track` gives that class's track in a model output;
   :func:`class_query_scores` scores "where is the <class>?" on a labelled set against the model's
   own output, and :func:`paraphrase_accuracy` measures the class step on fixed paraphrases.
 
-The class step compares *centred* cosines: the mean embedding of the class descriptions is taken
-off the query and the descriptions first. Raw [CLS] or CLIP sentence embeddings share one
+The class step reads the encoder with the pooling its pre-training gave sentences
+(:func:`class_embedder`), not necessarily the model's own, and compares *centred* cosines: the
+mean embedding of the class descriptions is taken off the query and the descriptions first. Raw [CLS] or CLIP sentence embeddings share one
 dominant direction (unrelated sentences have cosines of 0.6 to 0.9), so a raw-cosine threshold
 would mean something else for every encoder and pooling; centring removes that shared part.
 """
@@ -60,6 +61,16 @@ def sentence_embedder(source: Union[FinetuneTask, FrozenTextEncoder]) -> Sentenc
     if isinstance(source, FinetuneTask):
         return source.gt_cache.embed
     return GroundTruthCache(source).embed
+
+
+def class_embedder(source: Union[FinetuneTask, FrozenTextEncoder]) -> SentenceEmbedder:
+    """Return the sentence embedding of the class step: the frozen encoder read with the pooling its
+    pre-training gave sentences (:attr:`~seld.models.text_encoders.FrozenTextEncoder.sentence_pooling`:
+    MiniLM's mean, CLIP's end-of-text), whatever pooling the model reads A with. Matching a query to
+    a class is a question to the encoder's language knowledge alone (A plays no part), and a [CLS]
+    state that sentence-transformers never trained as a readout loses some of it."""
+    encoder = source.text_encoder if isinstance(source, FinetuneTask) else source
+    return GroundTruthCache(encoder, pooling=encoder.sentence_pooling).embed
 
 
 # ----------------------------------------------------------------------------- class step
@@ -125,7 +136,7 @@ def paraphrase_accuracy(text_encoder: Union[FrozenTextEncoder, FinetuneTask], th
     ``threshold`` None: the closest class counts (the encoder's language knowledge); a number: a
     paraphrase scoring below it ("no match") counts as wrong (what a user of ``seld query`` gets).
     """
-    matcher = ClassMatcher(sentence_embedder(text_encoder), -np.inf if threshold is None else threshold)
+    matcher = ClassMatcher(class_embedder(text_encoder), -np.inf if threshold is None else threshold)
     matches = matcher.match([text for text, _ in paraphrases])
     return float(np.mean([m.class_idx == c for m, (_, c) in zip(matches, paraphrases)]))
 

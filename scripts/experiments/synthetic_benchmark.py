@@ -440,13 +440,38 @@ def language_queries(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
     """"Where is the <class>?" for every clip and class of a split, answered through the model's text
     encoder (F / DOAE / RDE beside the model's own output on the same classes), and the accuracy of
     the encoder on the fixed paraphrases of the 13 class names."""
-    from seld.query import ClassMatcher, class_query_scores, paraphrase_accuracy, sentence_embedder
+    from seld.query import ClassMatcher, class_embedder, class_query_scores, paraphrase_accuracy
 
-    scores = class_query_scores(outputs.preds, outputs.refs, ClassMatcher(sentence_embedder(task)))
+    scores = class_query_scores(outputs.preds, outputs.refs, ClassMatcher(class_embedder(task)))
     return {**scores.to_dict(), "paraphrase_accuracy": float(paraphrase_accuracy(task))}
 
 
+REPORT_VERSION = 2
+"""Version of what :func:`score_run` computes; a row cached by another version is scored again
+(2: the class step reads the encoder with its sentence pooling, :func:`seld.query.class_embedder`)."""
+
+
 def score_run(name: str, seed_dir: Path, splits: tuple[str, ...]) -> dict[str, Any]:
+    """The run's row, scored by :func:`score_checkpoint` once per checkpoint: kept in
+    ``runs/<run>/report_row.json`` with the checkpoint's sha256, the splits and :data:`REPORT_VERSION`,
+    and reused while all three are unchanged (a rerun of the report, or the summary after the seeds'
+    reports ran in lanes)."""
+    from seld.io_utils import atomic_write_text, file_sha256
+
+    ckpt = selected_checkpoint(seed_dir / "runs" / name)
+    key = {"checkpoint": str(ckpt.relative_to(seed_dir)), "sha256": file_sha256(ckpt), "splits": list(splits),
+           "report_version": REPORT_VERSION}
+    cache = seed_dir / "runs" / name / "report_row.json"
+    if cache.is_file():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return stored["row"]
+    row = score_checkpoint(name, seed_dir, ckpt, splits)
+    atomic_write_text(cache, json.dumps({"key": key, "row": row}, indent=2) + "\n")
+    return row
+
+
+def score_checkpoint(name: str, seed_dir: Path, ckpt: Path, splits: tuple[str, ...]) -> dict[str, Any]:
     """The run's validation-selected checkpoint on validation and on every test split (each scored once);
     its CSVs in ``predictions/<run>`` (``test``) or ``predictions_<split>/<run>``; alignment of A for
     fine-tunings with a text encoder; what the text path adds for residual heads (validation)."""
@@ -454,7 +479,6 @@ def score_run(name: str, seed_dir: Path, splits: tuple[str, ...]) -> dict[str, A
     from seld.train.stages import load_task
 
     run_dir = seed_dir / "runs" / name
-    ckpt = selected_checkpoint(run_dir)
     model = load_task(ckpt)
     task = model.task
     embed = has_language(task)
@@ -847,6 +871,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"also score every run on a second held-out test set of this many clips per seed "
         f"(seed + {EXTRA_TEST_SEED_OFFSET}; simulated once; default 0 = none)",
     )
+    parser.add_argument("--seed-report-only", action="store_true", help=argparse.SUPPRESS)  # report lanes' children
     args = parser.parse_args(argv)
     if args.train_clips is not None and args.train_clips < 2:
         parser.error("--train-clips must be at least 2")
@@ -909,6 +934,12 @@ def main(argv: list[str] | None = None) -> int:
             "budget_minutes": args.budget_minutes,
             "shares": args.shares,
         }
+        if args.lanes > 1 and len(seeds) > 1:
+            child_argv = [f"--clips={args.clips}", f"--out={out}", f"--configs={cfg_dir}", f"--runs={','.join(runs)}",
+                          f"--extra-test-clips={args.extra_test_clips}", f"--budget-minutes={args.budget_minutes}",
+                          "--shares=" + ",".join(f"{k}={v}" for k, v in args.shares.items())]
+            child_argv += [f"--train-clips={args.train_clips}"] if args.train_clips is not None else []
+            report_in_lanes(seeds, args.lanes, child_argv, out)
         per_seed: dict[int, dict[str, Any]] = {}
         for seed in seeds:
             seed_dir = out / f"seed{seed}"
@@ -922,8 +953,36 @@ def main(argv: list[str] | None = None) -> int:
             }
             write_seed_report(seed_dir, results, seed_meta)
             per_seed[seed] = results
-        write_summary(out, per_seed, {**meta, "seeds": seeds}, splits)
+        if not args.seed_report_only:
+            write_summary(out, per_seed, {**meta, "seeds": seeds}, splits)
     return 0
+
+
+def report_in_lanes(seeds: list[int], lanes: int, base: list[str], out: Path) -> None:
+    """Score the seeds' runs in child processes (arguments ``base`` + the seed), ``lanes`` seeds at a time
+    on one thread each; their rows land in the runs' ``report_row.json``, which the summary then reads
+    instead of scoring again."""
+    pending, running = list(seeds), {}
+    while pending or running:
+        while pending and len(running) < lanes:
+            s = pending.pop(0)
+            log = open(out / f"seed{s}" / "report.log", "w")
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            print(f"[report lanes] seed{s} started (log: {log.name})", flush=True)
+            running[s] = (subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *base, f"--seed={s}",
+                                            "--seeds=1", "--stages=report", "--seed-report-only"],
+                                           stdout=log, stderr=subprocess.STDOUT, env=env), log)
+        time.sleep(2.0)
+        for s, (proc, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[s]
+            if proc.returncode != 0:
+                for other, _ in running.values():
+                    other.terminate()
+                raise SystemExit(f"[report lanes] seed{s} failed (exit {proc.returncode}); see {log.name}")
+            print(f"[report lanes] seed{s} finished", flush=True)
 
 
 if __name__ == "__main__":

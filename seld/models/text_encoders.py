@@ -36,6 +36,7 @@ to the longest in the batch: with CLIP's causal mask, positions up to EOT do not
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -219,6 +220,23 @@ def _existing(path: str, what: str, want_dir: bool) -> str:
     return str(p)
 
 
+def declared_pooling(source: str) -> Optional[str]:
+    """The sentence pooling a sentence-transformers folder declares in ``1_Pooling/config.json``
+    (``mean`` or ``token`` for [CLS]); None for a hub name, a folder without that file or another mode."""
+    path = Path(source) / "1_Pooling" / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        modes = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable pooling config: {err}") from err
+    if modes.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if modes.get("pooling_mode_cls_token"):
+        return "token"
+    return None
+
+
 def _load_hf_model(cfg: TextEncoderConfig, config_cls: Any, model_cls: Any, what: str) -> tuple[Any, str, list[str]]:
     """A Hugging Face model of ``cfg`` (``kind`` hf_clip or bert): random from ``model_config``, else
     from ``path`` / the hub name / the MiniLM package (``init: random``: that source's config.json
@@ -262,6 +280,10 @@ class FrozenTextEncoder(nn.Module):
     out_dim: int
     tokenizer: TemplateTokenizer
     pooling: str = "token"
+    sentence_pooling: str = "token"
+    """The readout the encoder's pre-training gave whole sentences (what sentence similarity should
+    use, whatever ``pooling`` the model reads A with): end-of-text for CLIP; for BERT the pooling a
+    sentence-transformers folder declares (MiniLM: ``mean``), else the configured ``pooling``."""
     embeds_sentences: bool = True
     """Whether sentences have an embedding (the alignment loss, retrieval); False for ``kind: none``."""
 
@@ -364,9 +386,18 @@ class FrozenTextEncoder(nn.Module):
         return self._encode_embeddings(self._word_embeddings(ids), mask, eot)
 
     @torch.no_grad()
-    def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
-        """Return the pooled embeddings (N, out_dim) of plain sentences, without gradient."""
-        return self.encode_ids(self.tokenizer.encode_sentences(list(sentences)))[0]
+    def encode_text(self, sentences: Sequence[str], pooling: Optional[str] = None) -> torch.Tensor:
+        """Return the pooled embeddings (N, out_dim) of plain sentences, without gradient; ``pooling``
+        (``token`` | ``mean``) reads them another way than the model's own for this call."""
+        if pooling is None:
+            return self.encode_ids(self.tokenizer.encode_sentences(list(sentences)))[0]
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+        own, self.pooling = self.pooling, pooling
+        try:
+            return self.encode_ids(self.tokenizer.encode_sentences(list(sentences)))[0]
+        finally:
+            self.pooling = own
 
 
 class OpenClipTextEncoder(FrozenTextEncoder):
@@ -513,6 +544,7 @@ class BertTextEncoder(FrozenTextEncoder):
         tok_source = cfg.tokenizer or source
         self.tokenizer = TemplateTokenizer.from_hf_pretrained(tok_source, max_length=int(model.config.max_position_embeddings))
         self.pooling = cfg.pooling
+        self.sentence_pooling = declared_pooling(source) or cfg.pooling
         self._freeze()
 
     @property
@@ -615,12 +647,15 @@ class GroundTruthCache:
     ``embed`` encodes only sentences never seen before (each once, in one batch, without
     gradient) and keeps the pooled rows on the CPU. ``max_entries`` bounds the cache (oldest
     first out); None = unbounded. ``num_encoded`` counts sentences sent to the encoder.
+    ``pooling``: read the sentences another way than the encoder's own pooling (None = its own).
     """
 
-    def __init__(self, encoder: FrozenTextEncoder, max_entries: Optional[int] = None) -> None:
+    def __init__(self, encoder: FrozenTextEncoder, max_entries: Optional[int] = None,
+                 pooling: Optional[str] = None) -> None:
         if max_entries is not None and max_entries < 1:
             raise ValueError(f"max_entries must be >= 1 or None, got {max_entries}")
         self.encoder = encoder
+        self.pooling = pooling
         self.max_entries = max_entries
         self.num_encoded = 0
         self._store: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -641,7 +676,7 @@ class GroundTruthCache:
             return torch.empty(0, self.encoder.out_dim, device=device or self.encoder.device)
         missing = list(dict.fromkeys(s for s in sentences if s not in self._store))
         if missing:
-            pooled = self.encoder.encode_text(missing).detach().float().cpu()
+            pooled = self.encoder.encode_text(missing, self.pooling).detach().float().cpu()
             self.num_encoded += len(missing)
             for sentence, row in zip(missing, pooled):
                 self._store[sentence] = row.clone()

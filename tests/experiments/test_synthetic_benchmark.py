@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from seld.io_utils import file_sha256
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,8 @@ def test_set_sizes_split_the_clips() -> None:
 
 
 @pytest.mark.slow
-def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     bench = _load_script()
     cfg_dir = tmp_path / "configs"
     shutil.copytree(ROOT / "configs" / "benchmark", cfg_dir)
@@ -37,7 +39,7 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
     fast += ["--set", "pretrain_cont:train.epochs=2"]  # one epoch on top of the tokenizer's
     out = tmp_path / "bench"
     argv = ["--clips", "8", "--budget-minutes", "5", "--seed", "3", "--seeds", "2", "--out", str(out),
-            "--workers", "1", "--configs", str(cfg_dir), *fast]
+            "--workers", "1", "--configs", str(cfg_dir), "--lanes", "2", *fast]
     assert bench.main(argv) == 0
 
     for seed in (3, 4):  # every seed has its own rooms and its own table
@@ -102,9 +104,21 @@ def test_tiny_benchmark_writes_table_and_plots(tmp_path: Path, capsys: pytest.Ca
     for csv in produced:
         assert csv.read_text() == (seed_dir / "predictions" / "baseline" / csv.name).read_text()
 
-    # a rerun skips the finished runs (no training) and rewrites the same tables
+    # the seeds were scored in two report lanes, each row kept beside its run with the checkpoint's hash
+    assert (out / "seed4" / "report.log").is_file()
+    kept = json.loads((seed_dir / "runs" / "grep" / "report_row.json").read_text())
+    assert kept["key"]["report_version"] == bench.REPORT_VERSION and kept["row"]["F"] == per[3]["grep"]["F"]
+    assert kept["key"]["sha256"] == file_sha256(seed_dir / kept["key"]["checkpoint"])
+
+    # a rerun skips the finished runs (no training) and rewrites the same tables from the kept rows
     capsys.readouterr()
+
+    def no_scoring(*args: object) -> None:
+        raise AssertionError("the rerun scored a checkpoint again")
+
+    monkeypatch.setattr(bench, "score_checkpoint", no_scoring)
     assert bench.main([*argv, "--lanes", "1"]) == 0
+    monkeypatch.undo()
     log = capsys.readouterr().out
     assert log.count("finished earlier") == 2 * len(bench.RUNS) and "training for at most" not in log
     again = json.loads((out / "seed3" / "results.json").read_text())["results"]
