@@ -464,7 +464,8 @@ def _seld(work: Path, env: dict[str, str], name: str, args: list[str], seconds: 
 
 
 def _recordings(work: Path) -> Path:
-    """``recordings/``: the two test clips and ``long.wav``, both joined and cut at 7.3 s (two windows, padded)."""
+    """``recordings/``: the first test clip (5 s) and ``long.wav``, the two test clips joined and cut at
+    7.3 s (two windows, the second padded)."""
     import numpy as np
     import soundfile as sf
 
@@ -472,13 +473,11 @@ def _recordings(work: Path) -> Path:
     folder.mkdir()
     wavs = sorted((work / "data" / "stereo_dev" / SPLIT_TEST).glob("*.wav"))
     if len(wavs) < 2:
-        raise RuntimeError(f"expected 2 simulated test clips in {wavs[0].parent if wavs else work / 'data'}, got {len(wavs)}")
-    parts = []
-    for wav in wavs[:2]:
-        shutil.copyfile(wav, folder / wav.name)
-        audio, rate = sf.read(wav, dtype="int16", always_2d=True)
-        parts.append(audio)
-    sf.write(folder / "long.wav", np.concatenate(parts)[: int(7.3 * rate)], rate, subtype=sf.info(wavs[0]).subtype)
+        raise RuntimeError(f"expected 2 simulated test clips in {work / 'data' / 'stereo_dev' / SPLIT_TEST}, got {len(wavs)}")
+    shutil.copyfile(wavs[0], folder / wavs[0].name)
+    parts = [sf.read(wav, dtype="int16", always_2d=True)[0] for wav in wavs[:2]]  # 16-bit PCM: exact
+    rate = sf.info(wavs[0]).samplerate
+    sf.write(folder / "long.wav", np.concatenate(parts)[: int(7.3 * rate)], rate, subtype="PCM_16")
     return folder
 
 
