@@ -3,6 +3,7 @@
 * ``load_config(path, Schema, overrides)`` reads YAML (with its ``base:`` files, below), applies
   ``a.b=value`` overrides and builds the dataclass tree, rejecting unknown keys, wrong types and
   missing required keys with an error that names the file the key came from and the dotted key.
+* ``read_config_file(path)`` gives the plain mapping of a file over its bases (no schema check).
 * ``save_config(cfg, path)`` writes the fully resolved config (atomically) next to an output.
 * ``to_dict`` / ``from_dict`` convert between dataclasses and plain YAML-able data. No pickle.
 
