@@ -9,6 +9,7 @@ import yaml
 
 from seld.cli import build_parser, main
 from seld.commands import COMMANDS
+from seld.config import read_config_file
 from tests.scripts import child_pythonpath
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def test_stage_script_without_config_uses_its_own_folder_config(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "pretraining" / "main.py"), "--print-config"],
                          cwd=tmp_path, env=dict(ENV, PYTHONPATH=child_pythonpath()), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    want = yaml.safe_load((ROOT / "pretraining" / "config.yml").read_text())
+    want = read_config_file(ROOT / "pretraining" / "config.yml")  # the file over its base
     assert yaml.safe_load(res.stdout)["model"]["tokenizer"]["source_encoder"] == want["model"]["tokenizer"]["source_encoder"]
 
 
