@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from seld.data.synth import render_single_source
 from seld.features.config import FeatureConfig, WpeConfig
 from seld.features.extract import compute_batch_features, compute_clip_features
 from seld.features.stft import stft
 from seld.features.wpe import wpe, wpe_reference
+from seld.sim.scenes import render_single_source
 
 # Tolerance of the parity with nara_wpe (float64): both solve the same normal equations with
 # backward-stable factorisations (Cholesky here, LU there), so they differ by about
