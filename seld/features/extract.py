@@ -144,8 +144,8 @@ def compute_batch_features(
     x = prepare_audio(audio, cfg.peak_normalize, sr, cfg.device if device is None else device)
     frames = num_feature_frames(x.shape[-1], cfg.stft.hop_length, sr)
     # On a CPU the intermediates of one 5 s clip (~20 MB) already exceed the caches: passes of
-    # CPU_CLIPS_PER_PASS clips are faster per clip than the whole batch at once (measured on
-    # 2 cores: 5 ms/clip one at a time, 10 ms in fours, 13 ms in eights). A GPU takes it whole.
+    # CPU_CLIPS_PER_PASS clips are faster per clip than the whole batch at once (figures:
+    # docs/results/speed_cpu.md). A GPU takes it whole.
     step = CPU_CLIPS_PER_PASS if x.device.type == "cpu" else x.shape[0]
     channels = list(channels)
     if needs_wpe(channels) and frames < cfg.wpe.taps + cfg.wpe.delay:
@@ -160,9 +160,8 @@ def compute_batch_features(
     if len(contexts) > 1 and torch.get_num_threads() > 1 and needs_wpe(channels):
         # WPE of the whole batch in one call: on a CPU with several threads it spreads the clips
         # over them (one core each); a clip's WPE does not depend on the others (same numbers).
-        # The price is memory: every clip's context is held until its WPE is done (measured:
-        # `seld infer --batch-size 16` on 16 clips, peak RSS 1.80 GB with 2 threads vs 1.51 GB
-        # with 1, identical CSVs)
+        # The price is memory: every clip's context is held until its WPE is done (figures:
+        # docs/results/speed_cpu.md).
         direct = wpe(torch.cat([c.mid_full for c in contexts]), cfg.wpe)
         for ctx, part in zip(contexts, direct.split(step)):
             ctx.set_direct(part)
