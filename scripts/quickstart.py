@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from seld.config import load_config
     from seld.constants import SYNTH_TEST_SPLIT
-    from seld.data.synth import generate_dataset, summarize_dataset
+    from seld.sim.generate import generate_dataset, summarize_dataset
     from seld.features.config import FeatureConfig
     from seld.features.extract import extract_features
     from seld.features.merge import merge_splits

@@ -4,7 +4,7 @@ Usage: python scripts/bench/bench_features.py [--clips 8] [--batch-size 4] [--th
                                               [--workers 2] [--merge-clips 200] [--data DIR] [--keep DIR]
                                               [--device cpu] [--seed 0]
 
-On ``--clips`` simulated clips (``seld.data.synth``, or the DCASE-layout set in ``--data``) it
+On ``--clips`` simulated clips (``seld.sim``, or the DCASE-layout set in ``--data``) it
 prints, in ONE process and run, side by side (medians of ``--repeats``, seconds per clip):
 
 1. the front end without WPE (logmel_l, logmel_r, logmel_mid, ild, ivy): one clip per call
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.keep) if args.keep else Path(tmp)
         data = Path(args.data) if args.data else work / "data"
         if not args.data:
-            from seld.data.synth import generate_dataset
+            from seld.sim.generate import generate_dataset
 
             generate_dataset(data, args.clips, args.seed, workers=args.workers, progress=False)
         cfg = FeatureConfig(

@@ -60,7 +60,7 @@ def build_checkpoint(path: Path, model: str, wpe_taps: int, wpe_iterations: int,
             vocab_size=30522, hidden_size=384, intermediate_size=1536, num_hidden_layers=6,
             num_attention_heads=12, max_position_embeddings=512))
     elif model == "tiny":
-        from tests.models.tiny import EMBED_DIM, tiny_tokenizer
+        from seld.models.tiny import EMBED_DIM, tiny_tokenizer
 
         tokenizer = tiny_tokenizer("rcc")
         text = tiny_text_encoder_config("bert", width=EMBED_DIM, layers=1, heads=2)

@@ -21,7 +21,8 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from seld.data.synth import generate_dataset, load_synth_config, render_clip, summarize_dataset  # noqa: E402
+from seld.sim.generate import generate_dataset, summarize_dataset  # noqa: E402
+from seld.sim.scenes import load_synth_config, render_clip  # noqa: E402
 
 TARGET_SECONDS_PER_200 = 300.0
 

@@ -53,7 +53,7 @@ def _tokenizer_config(source: str, size: str, embed_dim: int):
     from seld.train.stages import PretrainConfig, apply_stream_channels
 
     if size == "tiny":
-        from tests.models.tiny import tiny_tokenizer
+        from seld.models.tiny import tiny_tokenizer
 
         return apply_stream_channels(tiny_tokenizer(source, embed_dim=embed_dim), StreamConfig())
     cfg = load_config(ROOT / f"configs/pretrain_{source}.yml", PretrainConfig, [])

@@ -49,7 +49,7 @@ from seld.features.wpe import _first_rows, stored_lags, wpe, wpe_reference  # no
 
 def simulated_mid_spectra(clips: int, seconds: float = 5.0) -> torch.Tensor:
     """Feature STFTs (960/1024/480) of W for ``clips`` simulated clips: complex ``(clips, 513, T)``."""
-    from seld.data.synth import render_single_source
+    from seld.sim.scenes import render_single_source
 
     specs = []
     for i in range(clips):

@@ -51,16 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="runs folder (default: <bench>/ablation)")
     args = parser.parse_args(argv)
 
-    import h5py
-
     from seld.config import load_config
+    from seld.data import h5schema
     from seld.train.stages import FinetuneConfig, run_finetuning
 
     bench = Path(args.bench)
     out = Path(args.out) if args.out else bench / "ablation"
     pre = bench / "runs" / "pretrain" / "checkpoints" / "best_f.pt"
-    with h5py.File(bench / "features" / "train.h5", "r") as f:
-        n_train = f["features"].shape[0]
+    with h5schema.open_merged(bench / "features" / "train.h5") as f:
+        n_train = f[h5schema.FEATURES].shape[0]
     rows = []
     for name, (head, overrides) in VARIANTS.items():
         if args.only and name not in args.only:

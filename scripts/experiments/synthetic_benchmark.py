@@ -148,10 +148,11 @@ def prepare_set(out: Path, name: str, n: int, seed: int, workers: int | None, cf
     """Simulate one set of ``n`` clips from ``seed``, extract its features and link them as
     ``<out>/features/<name>.h5``; the training set also writes the normalisation every set uses."""
     from seld.config import load_config
-    from seld.data.synth import SynthConfig, generate_dataset
     from seld.features.config import FeatureConfig
     from seld.features.extract import extract_features
     from seld.features.merge import merge_splits, merged_file
+    from seld.sim.generate import generate_dataset
+    from seld.sim.scenes import SynthConfig
 
     feats = out / "features"
     feats.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seld.data.synth import generate_dataset, load_synth_config, summarize_dataset
     from seld.errors import ConfigError
+    from seld.sim.generate import generate_dataset, summarize_dataset
+    from seld.sim.scenes import load_synth_config
 
     if args.clips < 1:
         raise ConfigError(f"--clips must be >= 1, got {args.clips}")

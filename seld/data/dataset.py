@@ -6,8 +6,9 @@ evaluation items add ``"src_views": (V, C_src, T, M)`` when ``streams.src_eval``
 where each stream stacks the channels that :class:`StreamConfig` names, each normalised with
 the training-split statistics as ``(x - mean) / max(std, MIN_STD)``.
 
-The merged HDF5 file (see :mod:`seld.features.merge`) is opened lazily on the first item read
-in each process (DataLoader workers get their own handle; the handle is never pickled).
+The merged HDF5 file (layout: :mod:`seld.data.h5schema`; a file of another format version is
+refused at construction) is opened lazily on the first item read in each process (DataLoader
+workers get their own handle; the handle is never pickled).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from seld.data import h5schema
 from seld.data.augment import AugmentConfig, Augmenter
 from seld.errors import DataError
 
@@ -101,26 +103,17 @@ class SeldDataset(Dataset):
         seed: int = 0,
         augment: AugmentConfig | None = None,
     ) -> None:
-        import h5py
-
         self.h5_path = Path(h5_path)
         self.streams = streams or StreamConfig()
         self.train = train
         self.seed = int(seed)
         self.epoch = 0
-        try:
-            f = h5py.File(self.h5_path, "r")
-        except (OSError, FileNotFoundError) as exc:
-            raise DataError(f"{self.h5_path}: cannot open merged feature file ({exc})") from exc
-        with f:
-            for key in ("features", "targets", "clip_ids"):
-                if key not in f:
-                    raise DataError(f"{self.h5_path}: missing dataset '{key}' (not a merged feature file)")
-            self.channels: list[str] = [str(c) for c in f.attrs.get("channels", [])]
-            self.feature_shape = tuple(f["features"].shape[1:])
-            self.clip_ids: list[str] = [c.decode() if isinstance(c, bytes) else str(c) for c in f["clip_ids"][()]]
-            num_targets = f["targets"].shape[0]
-            num_features = f["features"].shape[0]
+        with h5schema.open_merged(self.h5_path) as f:  # DataError: unreadable, another format version
+            self.channels: list[str] = h5schema.merged_channels(f)
+            self.feature_shape = tuple(f[h5schema.FEATURES].shape[1:])
+            self.clip_ids: list[str] = h5schema.merged_clip_ids(f)
+            num_targets = f[h5schema.TARGETS].shape[0]
+            num_features = f[h5schema.FEATURES].shape[0]
         if len(self.channels) != self.feature_shape[0]:
             raise DataError(
                 f"{self.h5_path}: attribute 'channels' names {len(self.channels)} channels but "
@@ -183,8 +176,8 @@ class SeldDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips in {self.h5_path}")
         f = self._file()
-        feats = f["features"][index]  # (C, T, M): one contiguous chunk
-        target = f["targets"][index]
+        feats = f[h5schema.FEATURES][index]  # (C, T, M): one contiguous chunk
+        target = f[h5schema.TARGETS][index]
         aug_rng = np.random.default_rng([self.seed, self.epoch, index, 1]) if self.augmenter is not None else None
         if self.augmenter is not None:  # training only: swap and band gains on raw features
             feats, target = self.augmenter.before_normalization(feats, target, aug_rng)

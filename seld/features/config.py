@@ -89,8 +89,8 @@ class FeatureConfig:
     visible GPU (``workers`` is then ignored) and fails with a clear error when none is visible."""
     batch_size: int = 4
     """Clips computed together as one batch (shared spectra, one mel product, one WPE call).
-    WPE needs 134 MB of lag products per clip it works on: one clip at a time on a CPU, up to
-    1 GiB worth of clips at a time on a GPU."""
+    On a GPU (or a CPU without the compiled WPE kernel) WPE holds 134 MB of lag products per clip it
+    works on: up to 1 GiB worth of clips at a time on a GPU, one clip per thread on a CPU."""
     workers: int = 0
     """Parallel worker processes on CPU; 0 = one per CPU core, 1 = run in this process."""
 

@@ -1,16 +1,12 @@
 """Feature extraction of whole dataset splits to one HDF5 file per clip (spec section 4).
 
-Per-clip file ``<output_dir>/clips/<split>/<clip_id>.h5``:
+Per-clip file ``<output_dir>/clips/<split>/<clip_id>.h5``, laid out as :mod:`seld.data.h5schema`
+defines (one float32 ``(T, n_mels)`` dataset per channel, the ADPIT target, the clip's attributes).
 
-* one float32 dataset ``(T, n_mels)`` per feature channel, named after it (T = 250 for 5 s);
-* ``target``: the float32 ADPIT target ``(50, 6, 4, 13)`` (all zeros for an unlabelled clip);
-* attributes ``clip_id``, ``split``, ``audio_path``, ``channels`` (names in order),
-  ``has_labels``, ``feature_params`` (JSON of the settings the numbers depend on) and, written
-  last, ``complete = True``.
-
-A file is "complete and valid" when it opens, has every configured channel with the expected
-shape and dtype, the target, matching ``feature_params`` and ``complete``; a rerun skips such
-clips and recomputes all others. Files are written to a temporary name and renamed, so a crash
+A file is "complete and valid" when it opens, is of this format version, has every configured
+channel with the expected shape and dtype, the target, matching ``feature_params`` and
+``complete``; a rerun skips such clips and recomputes all others (those of another format version
+or other feature settings too). Files are written to a temporary name and renamed, so a crash
 never leaves a half-written file under the final name.
 
 The run holds an exclusive lock on ``<output_dir>`` (:mod:`seld.locks`: file ``.seld.lock``, naming
@@ -39,7 +35,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from seld.config import save_config, to_dict
-from seld.constants import LABEL_FRAMES, NUM_CLASSES, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES
+from seld.data import h5schema
 from seld.data.layout import Clip, discover_clips
 from seld.errors import ConfigError, DataError, SeldError
 from seld.features.channels import FeatureContext, compute_channels, needs_wpe, resolve_channels
@@ -148,8 +144,8 @@ def compute_batch_features(
     x = prepare_audio(audio, cfg.peak_normalize, sr, cfg.device if device is None else device)
     frames = num_feature_frames(x.shape[-1], cfg.stft.hop_length, sr)
     # On a CPU the intermediates of one 5 s clip (~20 MB) already exceed the caches: passes of
-    # CPU_CLIPS_PER_PASS clips are faster per clip than the whole batch at once (measured on
-    # 2 cores: 5 ms/clip one at a time, 10 ms in fours, 13 ms in eights). A GPU takes it whole.
+    # CPU_CLIPS_PER_PASS clips are faster per clip than the whole batch at once (figures:
+    # docs/results/speed_cpu.md). A GPU takes it whole.
     step = CPU_CLIPS_PER_PASS if x.device.type == "cpu" else x.shape[0]
     channels = list(channels)
     if needs_wpe(channels) and frames < cfg.wpe.taps + cfg.wpe.delay:
@@ -164,9 +160,8 @@ def compute_batch_features(
     if len(contexts) > 1 and torch.get_num_threads() > 1 and needs_wpe(channels):
         # WPE of the whole batch in one call: on a CPU with several threads it spreads the clips
         # over them (one core each); a clip's WPE does not depend on the others (same numbers).
-        # The price is memory: every clip's context is held until its WPE is done (measured:
-        # `seld infer --batch-size 16` on 16 clips, peak RSS 1.80 GB with 2 threads vs 1.51 GB
-        # with 1, identical CSVs)
+        # The price is memory: every clip's context is held until its WPE is done (figures:
+        # docs/results/speed_cpu.md).
         direct = wpe(torch.cat([c.mid_full for c in contexts]), cfg.wpe)
         for ctx, part in zip(contexts, direct.split(step)):
             ctx.set_direct(part)
@@ -226,29 +221,16 @@ def expected_frames(cfg: FeatureConfig) -> tuple[int, int]:
     )
 
 
-def is_complete(path: str | os.PathLike[str], cfg: FeatureConfig) -> bool:
-    """Whether ``path`` is a complete, valid clip file for ``cfg`` (see module docstring)."""
-    import h5py
-
-    p = Path(path)
-    if not p.is_file():
-        return False
+def clip_file_problem(path: str | os.PathLike[str], cfg: FeatureConfig) -> str | None:
+    """Why ``path`` is not a complete, valid clip file for ``cfg`` (see :func:`seld.data.h5schema.clip_problem`:
+    another format version, incomplete, other feature settings, a channel missing), or None."""
     frames, label_frames = expected_frames(cfg)
-    try:
-        with h5py.File(p, "r") as f:
-            if not bool(f.attrs.get("complete", False)):
-                return False
-            if f.attrs.get("feature_params") != feature_params(cfg):
-                return False
-            for name in cfg.channels:
-                d = f.get(name)
-                if d is None or d.shape != (frames, cfg.mel.n_mels) or d.dtype != np.float32:
-                    return False
-            t = f.get("target")
-            shape = (label_frames, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES, NUM_CLASSES)
-            return t is not None and t.shape == shape and t.dtype == np.float32
-    except (OSError, KeyError, ValueError, RuntimeError):
-        return False
+    return h5schema.clip_problem(path, cfg.channels, (frames, cfg.mel.n_mels), label_frames, feature_params(cfg))
+
+
+def is_complete(path: str | os.PathLike[str], cfg: FeatureConfig) -> bool:
+    """Whether ``path`` is a complete, valid clip file for ``cfg`` (a rerun skips it, else recomputes it)."""
+    return clip_file_problem(path, cfg) is None
 
 
 def write_clip_file(
@@ -258,23 +240,12 @@ def write_clip_file(
     target: np.ndarray,
     cfg: FeatureConfig,
 ) -> Path:
-    """Write one clip's features and target atomically; ``complete`` is the last attribute set."""
-    import h5py
-
+    """Write one clip's features and target atomically (:func:`seld.data.h5schema.write_clip`)."""
     p = Path(path)
     with atomic_path(p) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for name in cfg.channels:
-                f.create_dataset(name, data=np.asarray(features[name], dtype=np.float32))
-            f.create_dataset("target", data=np.asarray(target, dtype=np.float32))
-            f.attrs["clip_id"] = clip.clip_id
-            f.attrs["split"] = clip.split
-            f.attrs["audio_path"] = str(clip.wav_path)
-            f.attrs["channels"] = list(cfg.channels)
-            f.attrs["has_labels"] = clip.csv_path is not None
-            f.attrs["feature_params"] = feature_params(cfg)
-            f.flush()
-            f.attrs["complete"] = True
+        h5schema.write_clip(tmp, cfg.channels, features, target, clip_id=clip.clip_id, split=clip.split,
+                            audio_path=str(clip.wav_path), has_labels=clip.csv_path is not None,
+                            feature_params=feature_params(cfg))
     return p
 
 
@@ -283,7 +254,7 @@ def _load_target(clip: Clip, label_frames: int) -> np.ndarray:
     from seld.data.targets import build_adpit_target
 
     if clip.csv_path is None:
-        return np.zeros((label_frames, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES, NUM_CLASSES), np.float32)
+        return np.zeros(h5schema.target_shape(label_frames), h5schema.TARGET_DTYPE)
     return build_adpit_target(read_metadata_csv(clip.csv_path, num_frames=label_frames), label_frames)
 
 

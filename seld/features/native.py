@@ -38,10 +38,9 @@ import torch
 SOURCE = Path(__file__).with_name("wpe_kernel.c")
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared")
 MIN_TILE_COLS = 8
-"""Columns of the kernel's register tile below which it is not used: a tile is two SIMD vectors.
-Products of 57 bins (K = 60, T = 251, all in the cache), one Intel Xeon core: with 2-double vectors
-(SSE2, no ``-march``) 8.6 ms, against 3.3 ms for torch's weights and MKL's product of the whole
-rectangle; AVX2 (4 doubles) 2.5 ms, AVX-512 (8) 1.8 ms (2026-11-27)."""
+"""Columns of the kernel's register tile below which it is not used: a tile is two SIMD vectors, and
+with vectors of 2 doubles (SSE2) the kernel is slower than torch's products (figures:
+``docs/results/speed_cpu.md``)."""
 
 
 class NativeBuildError(RuntimeError):
@@ -314,7 +313,7 @@ def kernel() -> Kernel | None:
         except (KernelMismatch, OSError, AttributeError):  # truncated, replaced, or does not load: once more
             loaded = Kernel(build(rebuild=True))
     except (NativeBuildError, OSError, AttributeError) as err:
-        warnings.warn(f"WPE runs torch's products instead of its compiled kernel (about 2x slower): {err}",
+        warnings.warn(f"WPE runs torch's products instead of its compiled kernel (slower): {err}",
                       stacklevel=2)
         return None
     if loaded.tile_cols < MIN_TILE_COLS:

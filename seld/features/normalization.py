@@ -13,6 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
+from seld.data import h5schema
 from seld.data.normalization import (
     MIN_STD,
     NORMALIZATION_FILE,
@@ -66,9 +67,9 @@ def compute_normalization(
 ) -> dict[str, ChannelStats]:
     """Mean/std per channel over every clip of the merged files ``h5_paths`` (population std).
 
-    ``channels`` defaults to all channels of the first file; each file must hold them all.
+    ``channels`` defaults to all channels of the first file; each file must hold them all (DataError
+    naming the file otherwise, or when it is not a merged file of this format version).
     """
-    import h5py
     from tqdm import tqdm
 
     paths = [Path(p) for p in h5_paths]
@@ -76,21 +77,15 @@ def compute_normalization(
         raise DataError("no merged feature files given for the normalisation statistics")
     running: dict[str, _Running] = {}
     for path in paths:
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise DataError(f"{path}: cannot open merged feature file ({exc})") from exc
-        with f:
-            names = [str(c) for c in f.attrs.get("channels", [])]
-            if "features" not in f:
-                raise DataError(f"{path}: no 'features' dataset (not a merged feature file)")
+        with h5schema.open_merged(path) as f:
+            names = h5schema.merged_channels(f)
             if channels is None:
                 channels = names
             missing = [c for c in channels if c not in names]
             if missing:
                 raise DataError(f"{path}: channels {missing} missing; file has {names}")
             index = [names.index(c) for c in channels]
-            feats = f["features"]
+            feats = f[h5schema.FEATURES]
             n = feats.shape[0]
             for start in tqdm(range(0, n, clips_per_read), desc=f"stats {path.name}", disable=not progress):
                 block = feats[start : start + clips_per_read]  # (b, C, T, M)

@@ -6,6 +6,7 @@
 * ``tokenizer``: the three-stream tokenizer.  * ``heads``: pre-training, GREP and TREP heads.
 * ``pretrain``: tokenizer + pre-training head.  * ``summary``: parameter counts per part.
 * ``lookup``: name -> class lookup shared by ``heads`` and ``registry`` (no import circle).
+* ``tiny``: tiny configs of every part (tests, smoke runs, the benchmarks' ``tiny`` settings).
 """
 from seld.models.beats import (
     BEATs,

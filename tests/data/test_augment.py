@@ -9,12 +9,12 @@ import pytest
 from seld.data.augment import AugmentConfig, Augmenter, swap_left_right
 from seld.data.dataset import SeldDataset, StreamConfig
 from seld.data.metadata import Event
-from seld.data.synth import render_single_source
 from seld.data.targets import build_adpit_target
 from seld.errors import ConfigError
 from seld.features.config import FeatureConfig
 from seld.features.extract import compute_clip_features, extract_features
 from seld.features.merge import merge_splits
+from seld.sim.scenes import render_single_source
 from tests.features.simdata import write_dataset
 
 CHANNELS = ["logmel_l", "logmel_r", "logmel_mid", "ild", "ivy", "ipd_cos", "ipd_sin", "direct_logmel", "reverb_logmel"]

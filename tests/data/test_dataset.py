@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import h5py
@@ -11,6 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from seld.data import h5schema
 from seld.data.dataset import SeldDataset, StreamConfig
 from seld.errors import DataError
 from seld.features.config import FeatureConfig
@@ -46,7 +48,7 @@ def test_items_have_the_three_encoder_inputs_and_the_target(features: Path) -> N
     assert all(item[k].dtype == torch.float32 for k in ("src", "doa", "dist", "target"))
     assert item["clip_id"] == "fold3_room0_mix000"
     with h5py.File(features / f"{TEST}.h5", "r") as f:
-        np.testing.assert_array_equal(item["target"].numpy(), f["targets"][0])
+        np.testing.assert_array_equal(item["target"].numpy(), f[h5schema.TARGETS][0])
 
 
 def test_training_split_is_normalised_per_channel(features: Path) -> None:
@@ -61,7 +63,7 @@ def test_training_split_is_normalised_per_channel(features: Path) -> None:
     # The stored features are not normalised: the dataset applies the JSON statistics.
     stats = json.loads((features / "normalization.json").read_text())["channels"]
     with h5py.File(features / f"{TRAIN}.h5", "r") as f:
-        raw = f["features"][2, list(f.attrs["channels"]).index("ild")]
+        raw = f[h5schema.FEATURES][2, h5schema.merged_channels(f).index("ild")]
     expected = (raw - stats["ild"]["mean"]) / stats["ild"]["std"]
     np.testing.assert_allclose(items[2]["doa"][3].numpy(), expected, rtol=1e-5, atol=1e-5)
 
@@ -113,3 +115,19 @@ def test_file_is_opened_lazily_and_works_in_loader_workers(features: Path) -> No
     assert batches[0]["target"].shape == (2, 50, 6, 4, 13)
     assert batches[0]["clip_id"] == [ds.clip_ids[0], ds.clip_ids[1]]
     torch.testing.assert_close(batches[0]["doa"][0], first["doa"])
+
+
+def test_file_of_another_format_version_is_refused_one_without_a_version_read(features: Path, tmp_path: Path) -> None:
+    old = tmp_path / f"{TEST}.h5"
+    shutil.copyfile(features / f"{TEST}.h5", old)
+    with h5py.File(old, "a") as f:
+        assert f.attrs[h5schema.ATTR_FORMAT_VERSION] == h5schema.FORMAT_VERSION
+        f.attrs[h5schema.ATTR_FORMAT_VERSION] = 3
+    with pytest.raises(DataError) as err:
+        SeldDataset(old, features / "normalization.json", StreamConfig())
+    assert str(err.value) == (f"{old}: feature file format version 3, this textseld reads version 1; re-extract the "
+                              "features with `seld features --config <feature config>` (it rewrites them)")
+    with h5py.File(old, "a") as f:  # written before the attribute existed: the layout of version 1
+        del f.attrs[h5schema.ATTR_FORMAT_VERSION]
+    ds = SeldDataset(old, features / "normalization.json", StreamConfig())
+    assert ds.clip_ids == ["fold3_room0_mix000"] and ds[0]["doa"].shape == (4, 250, 64)

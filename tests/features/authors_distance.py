@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from seld.constants import SAMPLE_RATE
-from seld.data.synth import render_single_source
 from seld.features.config import FeatureConfig
 from seld.features.stft import stft
 from seld.features.wpe import wpe
+from seld.sim.scenes import render_single_source
 
 ROOMS = ((30.0, 2.0, 0.2), (-60.0, 3.0, 0.5), (80.0, 1.5, 0.7), (-10.0, 2.5, 0.9))
 """(azimuth deg, distance m, RT60 s) of the simulated clips."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seld.data.synth import render_single_source
 from seld.errors import ConfigError
 from seld.features.channels import CHANNELS, resolve_channels
 from seld.features.config import FeatureConfig
 from seld.features.extract import compute_batch_features, compute_clip_features
+from seld.sim.scenes import render_single_source
 from tests.features.simdata import panned_clip
 
 SPATIAL = ["logmel_l", "logmel_r", "logmel_mid", "ild", "ivy", "ipd_cos", "ipd_sin"]

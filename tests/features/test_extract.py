@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from seld.cli import main as seld_main
+from seld.data import h5schema
 from seld.data.audio import load_stereo
 from seld.data.metadata import read_metadata_csv
 from seld.data.targets import build_adpit_target
 from seld.features.config import FeatureConfig
-from seld.features.extract import clip_file, compute_clip_features, extract_features, is_complete
+from seld.features.extract import clip_file, clip_file_problem, compute_clip_features, extract_features, is_complete
 from tests.features.simdata import write_dataset
 from tests.train.conftest import torch_threads
 
@@ -59,13 +60,14 @@ def test_clip_file_holds_features_target_and_metadata(dataset: Path) -> None:
         for name in cfg.channels:
             assert f[name].dtype == np.float32 and f[name].shape == (250, 64)
             np.testing.assert_allclose(f[name][()], expected[name], atol=1e-4, err_msg=name)
-        assert f["target"].shape == (50, 6, 4, 13)
-        np.testing.assert_array_equal(f["target"][()], target)
-        assert f.attrs["clip_id"] == "fold3_room1_mix001"
-        assert f.attrs["split"] == SPLIT
-        assert f.attrs["audio_path"] == str(wav)
-        assert list(f.attrs["channels"]) == cfg.channels
-        assert bool(f.attrs["complete"])
+        assert f[h5schema.CLIP_TARGET].shape == (50, 6, 4, 13)
+        np.testing.assert_array_equal(f[h5schema.CLIP_TARGET][()], target)
+        assert f.attrs[h5schema.ATTR_CLIP_ID] == "fold3_room1_mix001"
+        assert f.attrs[h5schema.ATTR_SPLIT] == SPLIT
+        assert f.attrs[h5schema.ATTR_AUDIO_PATH] == str(wav)
+        assert list(f.attrs[h5schema.ATTR_CHANNELS]) == cfg.channels
+        assert f.attrs[h5schema.ATTR_FORMAT_VERSION] == h5schema.FORMAT_VERSION
+        assert bool(f.attrs[h5schema.ATTR_COMPLETE])
     assert (Path(cfg.output_dir) / "config.yml").is_file()
 
 
@@ -97,10 +99,17 @@ def test_file_without_complete_flag_or_with_other_settings_is_recomputed(dataset
     extract_features(cfg, progress=False)
     path = clip_file(cfg.output_dir, SPLIT, "fold3_room1_mix001")
     with h5py.File(path, "a") as f:
-        del f.attrs["complete"]
+        del f.attrs[h5schema.ATTR_COMPLETE]
     report = extract_features(cfg, progress=False)
     assert (report.done, report.skipped) == (1, 3)
+    with h5py.File(path, "a") as f:  # a layout this version does not read
+        f.attrs[h5schema.ATTR_FORMAT_VERSION] = h5schema.FORMAT_VERSION + 1
+    assert "format version 2, this textseld reads version 1" in clip_file_problem(path, cfg)
+    report = extract_features(cfg, progress=False)
+    assert (report.done, report.skipped) == (1, 3)
+    assert is_complete(path, cfg)
     cfg.mel.fmax = 8000.0  # the stored numbers no longer match the config
+    assert clip_file_problem(path, cfg) == "computed with other feature settings"
     assert extract_features(cfg, progress=False).done == 4
 
 

@@ -1,4 +1,4 @@
-"""Import layering of the feature package: no circles, nothing imported from a higher floor."""
+"""Import layering of the data, simulator and feature packages: no circles, nothing imported from a higher floor."""
 from __future__ import annotations
 
 import ast
@@ -24,10 +24,18 @@ def imported_modules(path: Path) -> set[str]:
     return out
 
 
-def test_data_layer_does_not_import_features() -> None:
+def test_data_layer_does_not_import_features_or_the_simulator() -> None:
     for path in sorted((ROOT / "data").glob("*.py")):
-        upward = {m for m in imported_modules(path) if m.startswith("seld.features")}
+        upward = {m for m in imported_modules(path) if m.startswith(("seld.features", "seld.sim"))}
         assert not upward, f"{path.name} imports {upward}"
+
+
+def test_simulator_sits_on_the_data_layer_only() -> None:
+    # seld.sim renders audio and writes the DCASE layout; features, models and training never meet it
+    allowed = ("seld.sim.", "seld.data.", "seld.config", "seld.constants", "seld.errors", "seld.io_utils")
+    for path in sorted((ROOT / "sim").glob("*.py")):
+        other = {m for m in imported_modules(path) if not m.startswith(allowed)}
+        assert not other, f"seld/sim/{path.name} imports {other}"
 
 
 def test_feature_modules_import_only_downward() -> None:

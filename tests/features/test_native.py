@@ -109,8 +109,8 @@ def test_wpe_with_the_kernel_equals_wpe_with_torch_products(rooms_small: torch.T
 @pytest.fixture(scope="module")
 def rooms_small() -> torch.Tensor:
     """Mid spectra (2, 513, 101) of two simulated 2 s clips."""
-    from seld.data.synth import render_single_source
     from seld.features.stft import stft
+    from seld.sim.scenes import render_single_source
 
     specs = []
     for i, (az, rt) in enumerate([(20.0, 0.4), (-70.0, 0.8)]):

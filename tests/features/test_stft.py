@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from seld.data.synth import render_single_source
 from seld.features.config import FeatureConfig, MelConfig, StftConfig
 from seld.features.extract import compute_clip_features
 from seld.features.stft import istft, log_mel, num_feature_frames, stft
+from seld.sim.scenes import render_single_source
 
 
 def librosa_logmel(x: np.ndarray, win_length: int = 960) -> np.ndarray:

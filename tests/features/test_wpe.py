@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from seld.data.synth import render_single_source
 from seld.features.config import FeatureConfig, WpeConfig
 from seld.features.extract import compute_batch_features, compute_clip_features
 from seld.features.stft import stft
 from seld.features.wpe import wpe, wpe_reference
+from seld.sim.scenes import render_single_source
 
 # Tolerance of the parity with nara_wpe (float64): both solve the same normal equations with
 # backward-stable factorisations (Cholesky here, LU there), so they differ by about
@@ -213,19 +213,6 @@ def test_cuda_wpe_and_features_equal_cpu(rooms: torch.Tensor, room_audio: np.nda
         np.testing.assert_allclose(on_gpu[name], on_cpu[name], atol=1e-3, err_msg=name)
 
 
-def test_torch_and_numpy_matrix_products_give_the_same_wpe(rooms: torch.Tensor) -> None:
-    # single-threaded CPU runs use numpy's BLAS for the big product on non-Intel CPUs, torch's
-    # elsewhere: the same numbers up to summation order times cond(R)
-    from seld.features import wpe as wpe_module
-
-    cfg = WpeConfig(taps=20, iterations=2)
-    y = rooms[:1]
-    buffer = torch.empty(y.numel() * wpe_module.stored_lags(cfg.taps), dtype=y.dtype)
-    a = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._torch_matmul)
-    b = wpe_module._wpe_chunk(y, cfg, buffer, wpe_module._numpy_matmul)
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(a.abs().max()))
-
-
 @pytest.mark.parametrize("rows", [5, 513])
 def test_row_chunks_do_not_change_wpe(rooms: torch.Tensor, rows: int) -> None:
     # the CPU forms and solves 64 (clip, bin) rows at a time, a GPU all of a chunk (513 here: that
@@ -242,8 +229,7 @@ def test_row_chunks_do_not_change_wpe(rooms: torch.Tensor, rows: int) -> None:
 
 
 def test_weight_rows_are_hankel_rows_in_descending_order_then_lam() -> None:
-    # row rho < K = lam[s + d + K-1-rho] (zero past the clip end), row K = lam[s]; the numpy
-    # (negative-stride view) and torch (flip) paths lay out the same numbers, and the compiled
+    # row rho < K = lam[s + d + K-1-rho] (zero past the clip end), row K = lam[s]; the compiled
     # kernel's row offsets point at the same weights
     from seld.features import wpe as wpe_module
 
@@ -256,10 +242,9 @@ def test_weight_rows_are_hankel_rows_in_descending_order_then_lam() -> None:
         for s_ in range(t):
             q = s_ + d + k - 1 - rho
             expected[:, rho, s_] = lam[:, q] if q < t else 0.0
-    for use_numpy in (True, False):
-        out = torch.full((3, k + 1, t), float("nan"), dtype=torch.float64)
-        wpe_module._weights(lam_pad, t, d, k, out, use_numpy=use_numpy)
-        assert torch.equal(out, expected), use_numpy
+    out = torch.full((3, k + 1, t), float("nan"), dtype=torch.float64)
+    wpe_module._weights(lam_pad, t, d, k, out)
+    assert torch.equal(out, expected)
     offsets = wpe_module._weight_offsets(d, k)
     assert torch.equal(torch.stack([lam_pad[:, o : o + t] for o in offsets], 1), expected)
 
@@ -317,16 +302,14 @@ def test_hermitian_solve_reads_one_triangle_and_falls_back_like_nara_wpe() -> No
     np.testing.assert_array_equal(got[2], 0.0)
 
 
-@pytest.mark.parametrize("solver", ["lapack", "kernel"])
-def test_cpu_solves_in_place_equal_the_solution_and_fall_back(solver: str) -> None:
-    # the CPU's solves on each block of the product: positive definite -> its solution;
-    # indefinite (factorisation fails) -> LU; zero -> the pseudo-inverse's 0, as nara_wpe's
-    # lstsq. LAPACK's in-place zposv half overwrites a failed block: the product is formed again
-    # by `redo`; the compiled kernel's Cholesky only reads it.
+def test_kernel_solves_in_place_equal_the_solution_and_fall_back() -> None:
+    # the compiled kernel's solves on each block of the product: positive definite -> its
+    # solution; indefinite (its factorisation fails) -> LU; zero -> the pseudo-inverse's 0, as
+    # nara_wpe's lstsq. The kernel's Cholesky only reads the product.
     from seld.features import wpe as wpe_module
+    from tests.features.kernel import require_kernel
 
-    lapack = wpe_module._cpu_lapack()
-    assert lapack is not None  # scipy ships cython_lapack's zposv: the CPU path uses it
+    kernel = require_kernel()
     rng = np.random.default_rng(5)
     k = 6
     lz = wpe_module.stored_lags(k)
@@ -337,98 +320,17 @@ def test_cpu_solves_in_place_equal_the_solution_and_fall_back(solver: str) -> No
     prod = torch.view_as_real(torch.from_numpy(rng.standard_normal((3, (k + 1) * lz)) * (1 + 0j))).reshape(3, k + 1, 2 * lz).clone()
     flat = torch.view_as_complex(prod.view(3, (k + 1) * lz, 2))
     view = flat.as_strided((3, k, k), (flat.stride(0), lz - 1, 1), lz - 1)
-    for i, m in enumerate(mats):  # the view's lower triangle is conj(M)'s: LAPACK reads M's upper
-        low = torch.from_numpy(np.tril(np.conj(m)))
-        view[i][torch.ones(k, k, dtype=torch.bool).tril()] = low[torch.ones(k, k, dtype=torch.bool).tril()]
+    lower = torch.ones(k, k, dtype=torch.bool).tril()
+    for i, m in enumerate(mats):  # the view's lower triangle is conj(M)'s: the kernel reads M's upper
+        view[i][lower] = torch.from_numpy(np.tril(np.conj(m)))[lower]
     original = prod.clone()
     rhs = torch.from_numpy(rng.standard_normal((3, k, 1)) + 1j * rng.standard_normal((3, k, 1)))
     b = rhs.clone()
-    redone = []
-
-    def redo(rows: torch.Tensor) -> torch.Tensor:
-        redone.extend(rows.tolist())
-        return original[rows]
-
-    if solver == "lapack":
-        got = lapack.solve(prod, 3, k, lz, rhs, redo).numpy()
-        assert sorted(redone) == [1, 2]  # the positive definite block needed no second product
-    else:
-        from tests.features.kernel import require_kernel
-
-        kernel = require_kernel()
-        lower = torch.ones(k, k, dtype=torch.bool).tril()
-        got = wpe_module._kernel_solve(kernel, flat, k, lz, rhs, lower).numpy()
-        assert torch.equal(prod, original)  # read only
+    got = wpe_module._kernel_solve(kernel, flat, k, lz, rhs, lower).numpy()
+    assert torch.equal(prod, original)  # read only
     np.testing.assert_allclose(got[0], np.conj(np.linalg.solve(pd, b[0].numpy())), rtol=1e-10)
     np.testing.assert_allclose(got[1], np.conj(np.linalg.solve(indef, b[1].numpy())), rtol=1e-10)
     np.testing.assert_array_equal(got[2], 0.0)
-
-
-def test_cpu_lapack_with_another_signature_is_not_used(monkeypatch) -> None:
-    # a scipy whose cython_lapack takes other integer types would be called wrongly by ctypes:
-    # then None, and the CPU uses torch's batched Cholesky
-    from seld.features import wpe as wpe_module
-
-    monkeypatch.setattr(wpe_module, "ZPOSV_SIGNATURE", b"void (char *, long *)")
-    wpe_module._cpu_lapack.cache_clear()
-    try:
-        assert wpe_module._cpu_lapack() is None
-    finally:
-        monkeypatch.undo()
-        wpe_module._cpu_lapack.cache_clear()
-    assert wpe_module._cpu_lapack() is not None
-
-
-def test_cpu_lapack_and_torch_solvers_give_the_same_wpe(rooms: torch.Tensor) -> None:
-    # complex128 on a CPU solves with LAPACK in place; the torch path (GPU, complex64) reads the
-    # same view: the same normal equations, factorised by two LAPACK builds
-    from seld.features import wpe as wpe_module
-
-    cfg = WpeConfig(taps=20, iterations=2)
-    y = rooms[2:3]
-    buffer = torch.empty(y.numel() * wpe_module.stored_lags(cfg.taps), dtype=y.dtype)
-    a = wpe_module._wpe_chunk(y, cfg, buffer, lapack=wpe_module._cpu_lapack())
-    b = wpe_module._wpe_chunk(y, cfg, buffer, lapack=None)
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-9 * float(b.abs().max()))
-
-
-def test_lag_product_buffers_are_kept_between_calls(rooms: torch.Tensor, monkeypatch) -> None:
-    # a fresh 132 MB buffer per call costs a page fault per 4 KB page: the CPU's torch path keeps
-    # them (the compiled kernel forms its lag products tile by tile and takes none)
-    from seld.features import native
-    from seld.features import wpe as wpe_module
-
-    if native.kernel() is not None:
-        wpe_module.free_buffers()
-        wpe(rooms[:1], WpeConfig(taps=8, iterations=1))
-        assert wpe_module._POOL == []
-    monkeypatch.setattr(native, "kernel", lambda: None)
-
-    cfg = WpeConfig(taps=8, iterations=1)
-    wpe_module.free_buffers()
-    wpe(rooms[:1], cfg)
-    assert len(wpe_module._POOL) == 1
-    kept = wpe_module._POOL[0].data_ptr()
-    taken = []
-    real = wpe_module._take_buffer
-
-    def spy(numel, dtype):
-        buf = real(numel, dtype)
-        taken.append(buf.data_ptr())
-        return buf
-
-    wpe_module._take_buffer = spy
-    try:
-        wpe(rooms[:1], cfg)
-    finally:
-        wpe_module._take_buffer = real
-    assert taken == [kept] and len(wpe_module._POOL) == 1
-    for _ in range(wpe_module.POOL_MAX + 3):
-        wpe_module._give_buffer(torch.empty(1, dtype=torch.complex128))
-    assert len(wpe_module._POOL) == wpe_module.POOL_MAX
-    wpe_module.free_buffers()
-    assert wpe_module._POOL == []
-
 
 def test_zero_delay_is_a_config_error() -> None:
     from seld.errors import ConfigError
@@ -451,31 +353,3 @@ def test_threaded_cpu_wpe_equals_one_thread(rooms: torch.Tensor) -> None:
         torch.set_num_threads(saved)
     assert torch.equal(one, two)
 
-
-@pytest.mark.parametrize(("vendor", "threads", "numpy_products"), [
-    ("AuthenticAMD", 1, True), ("", 1, True), ("GenuineIntel", 1, False), ("AuthenticAMD", 2, False)])
-def test_single_threaded_products_use_numpy_except_on_intel(monkeypatch, vendor, threads, numpy_products) -> None:
-    # numpy's OpenBLAS was the faster one-thread product on AMD EPYC, torch's MKL on an Intel Xeon
-    from seld.features import wpe as wpe_module
-
-    monkeypatch.setattr(wpe_module, "_cpu_vendor", lambda: vendor)
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        with wpe_module._cpu_products(torch.device("cpu")) as matmul:
-            assert (matmul is wpe_module._numpy_matmul) == numpy_products
-            assert (matmul is wpe_module._torch_matmul) == (not numpy_products)
-    finally:
-        torch.set_num_threads(saved)
-
-
-def test_cpu_vendor_is_read_from_proc_cpuinfo() -> None:
-    from seld.features import wpe as wpe_module
-
-    try:
-        text = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
-    except OSError:
-        pytest.skip("no /proc/cpuinfo")
-    lines = [ln for ln in text.splitlines() if ln.startswith("vendor_id")]
-    expected = lines[0].split(":", 1)[1].strip() if lines else ""
-    assert wpe_module._cpu_vendor() == expected

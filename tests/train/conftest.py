@@ -75,7 +75,7 @@ def build_sim_set(factory: pytest.TempPathFactory) -> SimSet:
     """Generate, extract and merge the simulated set once per session (about 10 s on 2 cores)."""
 
     def build() -> SimSet:
-        from seld.data.synth import generate_dataset
+        from seld.sim.generate import generate_dataset
         from seld.features.config import FeatureConfig, WpeConfig
         from seld.features.extract import extract_features
         from seld.features.merge import merge_splits

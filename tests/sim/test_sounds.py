@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from seld.constants import NUM_CLASSES, SAMPLE_RATE
-from seld.data.sounds import SOUND_GENERATORS, active_level, synthesize_event
+from seld.sim.sounds import SOUND_GENERATORS, active_level, synthesize_event
 
 
 def _band_features(x: np.ndarray, n_fft: int = 1024, hop: int = 480, bands: int = 32) -> np.ndarray:

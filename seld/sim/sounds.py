@@ -33,6 +33,18 @@ import numpy as np
 from scipy.signal import lfilter
 
 from seld.constants import CLASS_NAMES, NUM_CLASSES, SAMPLE_RATE
+from seld.sim.signals import (
+    bandpass_noise,
+    decay,
+    formant_filter,
+    harmonic_tone,
+    jittered_times,
+    midi_to_hz,
+    place,
+    ramp_envelope,
+    resonate,
+    rolloff,
+)
 
 SoundGenerator = Callable[[np.random.Generator, int, int], np.ndarray]
 
@@ -52,112 +64,6 @@ _VOWEL_FORMANTS = np.array(
 _FORMANT_BANDWIDTHS = np.array([80.0, 110.0, 160.0])
 
 
-# ---------------------------------------------------------------- building blocks
-def _resonator_coeffs(freq: float, bandwidth: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two-pole resonator with unit gain at ``freq`` (numerator, denominator)."""
-    r = float(np.exp(-np.pi * bandwidth / sr))
-    theta = 2.0 * np.pi * freq / sr
-    a = np.array([1.0, -2.0 * r * np.cos(theta), r * r])
-    # Normalise the peak gain: |A(e^{j theta})| at the resonance.
-    gain = abs(np.polyval(a[::-1], np.exp(-1j * theta)))
-    return np.array([gain]), a
-
-
-def _resonate(x: np.ndarray, freq: float, bandwidth: float, sr: int) -> np.ndarray:
-    b, a = _resonator_coeffs(min(freq, 0.45 * sr), bandwidth, sr)
-    return lfilter(b, a, x)
-
-
-def _formant_filter(x: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray, sr: int) -> np.ndarray:
-    """Parallel formant resonators with amplitudes falling by ~6 dB per formant."""
-    out = np.zeros_like(x)
-    for k, (f, bw) in enumerate(zip(formants, bandwidths)):
-        out += (0.5**k) * _resonate(x, float(f), float(bw), sr)
-    return out
-
-
-def _bandpass_noise(rng: np.random.Generator, n: int, lo: float, hi: float, sr: int, tilt: float = 0.0) -> np.ndarray:
-    """White noise restricted to ``[lo, hi]`` Hz in the FFT domain, magnitude ~ f^-tilt."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1.0 / sr)
-    mask = ((freqs >= lo) & (freqs <= hi)).astype(np.float64)
-    if tilt:
-        mask *= np.maximum(freqs, 1.0) ** (-tilt)
-    out = np.fft.irfft(spec * mask, n)
-    std = out.std()
-    return out / std if std > 0 else out
-
-
-def _harmonic_tone(
-    f0: np.ndarray,
-    sr: int,
-    amps: np.ndarray,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Sum of harmonics ``k * f0(t)`` with amplitudes ``amps[k-1]``, muted above 0.45 * sr."""
-    phase = 2.0 * np.pi * np.cumsum(f0) / sr
-    out = np.zeros_like(phase)
-    f0_max = float(np.max(f0))
-    for k, amp in enumerate(amps, start=1):
-        if k * f0_max >= 0.45 * sr:
-            break
-        out += amp * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
-    return out
-
-
-def _rolloff(num: int, db_per_octave: float) -> np.ndarray:
-    k = np.arange(1, num + 1, dtype=np.float64)
-    return k ** (-db_per_octave / 6.02)
-
-
-def _ramp_envelope(n: int, attack: int, release: int) -> np.ndarray:
-    """Raised-cosine attack and release over ``n`` samples."""
-    env = np.ones(n)
-    attack = min(attack, n // 2)
-    release = min(release, n - attack)
-    if attack > 0:
-        env[:attack] = 0.5 - 0.5 * np.cos(np.pi * np.arange(attack) / attack)
-    if release > 0:
-        env[n - release :] *= 0.5 + 0.5 * np.cos(np.pi * np.arange(1, release + 1) / release)
-    return env
-
-
-def _decay(n: int, tau_s: float, sr: int, attack_s: float = 0.001) -> np.ndarray:
-    """Exponential decay with time constant ``tau_s`` and a short linear attack."""
-    t = np.arange(n) / sr
-    env = np.exp(-t / tau_s)
-    a = max(1, int(attack_s * sr))
-    env[:a] *= np.arange(a) / a
-    return env
-
-
-def _place(out: np.ndarray, template: np.ndarray, starts: np.ndarray, amps: np.ndarray) -> np.ndarray:
-    """Add ``amp * template`` at each start sample (clipped to ``out``); returns ``out``."""
-    n = out.shape[0]
-    for s, a in zip(starts, amps):
-        s = int(s)
-        if s >= n or s + template.shape[0] <= 0:
-            continue
-        lo = max(0, -s)
-        hi = min(template.shape[0], n - s)
-        out[s + lo : s + hi] += a * template[lo:hi]
-    return out
-
-
-def _jittered_times(rng: np.random.Generator, n: int, sr: int, period_s: float, jitter: float) -> np.ndarray:
-    """Sample indices of a quasi-periodic train starting within the first period."""
-    times = []
-    t = rng.uniform(0.0, period_s)
-    while t < n / sr:
-        times.append(t)
-        t += period_s * (1.0 + jitter * rng.standard_normal())
-    return (np.asarray(times) * sr).astype(np.int64)
-
-
-def _midi_to_hz(m: np.ndarray | float) -> np.ndarray | float:
-    return 440.0 * 2.0 ** ((np.asarray(m, dtype=np.float64) - 69.0) / 12.0)
-
-
 # ---------------------------------------------------------------- the 13 classes
 def _speech(
     rng: np.random.Generator, n: int, sr: int, f0_range: tuple[float, float], formant_scale: float
@@ -165,7 +71,7 @@ def _speech(
     out = np.zeros(n)
     base_f0 = rng.uniform(*f0_range)
     scale = formant_scale * rng.uniform(0.97, 1.03)
-    harmonics = _rolloff(40, rng.uniform(9.0, 13.0))
+    harmonics = rolloff(40, rng.uniform(9.0, 13.0))
     t = int(rng.uniform(0.0, 0.05) * sr)
     syllable = 0
     while t < n - int(0.04 * sr):
@@ -174,16 +80,16 @@ def _speech(
         start = base_f0 * declination * rng.uniform(0.88, 1.12)
         f0 = np.linspace(start, start * rng.uniform(0.85, 1.12), seg_n)
         f0 *= 1.0 + 0.012 * np.sin(2 * np.pi * rng.uniform(4.0, 7.0) * np.arange(seg_n) / sr)
-        source = _harmonic_tone(f0, sr, harmonics, rng) + 0.03 * rng.standard_normal(seg_n)
+        source = harmonic_tone(f0, sr, harmonics, rng) + 0.03 * rng.standard_normal(seg_n)
         formants = _VOWEL_FORMANTS[rng.integers(len(_VOWEL_FORMANTS))] * scale
-        voiced = _formant_filter(source, formants * rng.uniform(0.95, 1.05, 3), _FORMANT_BANDWIDTHS, sr)
-        voiced *= _ramp_envelope(seg_n, int(0.02 * sr), int(0.05 * sr))
+        voiced = formant_filter(source, formants * rng.uniform(0.95, 1.05, 3), _FORMANT_BANDWIDTHS, sr)
+        voiced *= ramp_envelope(seg_n, int(0.02 * sr), int(0.05 * sr))
         out[t : t + seg_n] += voiced / (np.abs(voiced).max() + 1e-12)
         if rng.random() < 0.35:  # fricative consonant leading into the syllable
             fn = min(int(rng.uniform(0.04, 0.09) * sr), n - t)
             lo = 2500.0 * scale
-            fric = _bandpass_noise(rng, fn, lo, min(lo * 2.6, 0.45 * sr), sr)
-            out[t : t + fn] += 0.25 * fric * _ramp_envelope(fn, fn // 3, fn // 2)
+            fric = bandpass_noise(rng, fn, lo, min(lo * 2.6, 0.45 * sr), sr)
+            out[t : t + fn] += 0.25 * fric * ramp_envelope(fn, fn // 3, fn // 2)
         gap = rng.uniform(0.03, 0.12) if rng.random() > 0.15 else rng.uniform(0.2, 0.4)
         t += seg_n + int(gap * sr)
         syllable += 1
@@ -205,16 +111,16 @@ def clapping(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     out = np.zeros(n)
     for _ in range(1 if rng.random() < 0.7 else 2):
         period = rng.uniform(0.13, 0.3)
-        starts = _jittered_times(rng, n, sr, period, 0.06)
+        starts = jittered_times(rng, n, sr, period, 0.06)
         burst_n = int(0.04 * sr)
         excitation = np.zeros(n)
         tau = rng.uniform(0.004, 0.01)
         for s in starts:
-            burst = rng.standard_normal(burst_n) * _decay(burst_n, tau, sr, 0.0008)
-            _place(excitation, burst, np.array([s]), np.array([rng.uniform(0.7, 1.0)]))
+            burst = rng.standard_normal(burst_n) * decay(burst_n, tau, sr, 0.0008)
+            place(excitation, burst, np.array([s]), np.array([rng.uniform(0.7, 1.0)]))
         centre = rng.uniform(900.0, 2200.0)
-        clap = _resonate(excitation, centre, centre * rng.uniform(0.8, 1.4), sr)
-        clap += 0.3 * _resonate(excitation, centre * rng.uniform(1.8, 2.6), centre, sr)
+        clap = resonate(excitation, centre, centre * rng.uniform(0.8, 1.4), sr)
+        clap += 0.3 * resonate(excitation, centre * rng.uniform(1.8, 2.6), centre, sr)
         out += clap
     return out
 
@@ -246,7 +152,7 @@ def laughter(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     rate = rng.uniform(4.0, 6.0)
     f0 = rng.uniform(230.0, 420.0)
     formants = np.array([rng.uniform(750, 1000), rng.uniform(1200, 1550), rng.uniform(2500, 2900)])
-    harmonics = _rolloff(25, 10.0)
+    harmonics = rolloff(25, 10.0)
     t = int(rng.uniform(0.0, 0.05) * sr)
     while t < n - int(0.05 * sr):
         group = rng.integers(3, 9)
@@ -256,9 +162,9 @@ def laughter(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
             if ha < int(0.02 * sr):
                 break
             contour = np.linspace(pitch, pitch * 0.85, ha)
-            src = 0.6 * _harmonic_tone(contour, sr, harmonics, rng) + 0.5 * rng.standard_normal(ha)
-            voiced = _formant_filter(src, formants, _FORMANT_BANDWIDTHS * 1.5, sr)
-            voiced *= _ramp_envelope(ha, int(0.01 * sr), int(0.05 * sr))
+            src = 0.6 * harmonic_tone(contour, sr, harmonics, rng) + 0.5 * rng.standard_normal(ha)
+            voiced = formant_filter(src, formants, _FORMANT_BANDWIDTHS * 1.5, sr)
+            voiced *= ramp_envelope(ha, int(0.01 * sr), int(0.05 * sr))
             out[t : t + ha] += level * voiced / (np.abs(voiced).max() + 1e-12)
             t += int(sr / rate * rng.uniform(0.9, 1.1))
             level *= rng.uniform(0.8, 0.95)
@@ -273,10 +179,10 @@ def domestic_sounds(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     """Appliance hum (harmonics of 45-130 Hz plus rumble) with dish clatter."""
     t = np.arange(n) / sr
     f0 = rng.uniform(45.0, 130.0)
-    amps = rng.uniform(0.2, 1.0, 12) * _rolloff(12, 4.0)
-    hum = _harmonic_tone(np.full(n, f0), sr, amps, rng)
+    amps = rng.uniform(0.2, 1.0, 12) * rolloff(12, 4.0)
+    hum = harmonic_tone(np.full(n, f0), sr, amps, rng)
     hum /= np.abs(hum).max() + 1e-12
-    rumble = _bandpass_noise(rng, n, 40.0, rng.uniform(300.0, 1500.0), sr, tilt=0.5)
+    rumble = bandpass_noise(rng, n, 40.0, rng.uniform(300.0, 1500.0), sr, tilt=0.5)
     motor = (hum + 0.5 * rumble / 3.0) * (1.0 + 0.2 * np.sin(2 * np.pi * rng.uniform(0.5, 3.0) * t))
     clatter = np.zeros(n)
     clink_n = int(0.08 * sr)
@@ -286,7 +192,7 @@ def domestic_sounds(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         clink = np.zeros(clink_n)
         for _ in range(rng.integers(2, 5)):
             clink += np.sin(2 * np.pi * rng.uniform(1500.0, 6500.0) * tk) * np.exp(-tk / rng.uniform(0.008, 0.04))
-        _place(clatter, clink, np.array([s]), np.array([rng.uniform(0.4, 1.0)]))
+        place(clatter, clink, np.array([s]), np.array([rng.uniform(0.4, 1.0)]))
     balance = rng.uniform(0.35, 1.0)
     return balance * motor / (motor.std() + 1e-12) + (1.0 - balance + 0.3) * clatter
 
@@ -296,14 +202,14 @@ def footsteps(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     step_n = int(0.25 * sr)
     tk = np.arange(step_n) / sr
     f = rng.uniform(50.0, 110.0)
-    thump = np.sin(2 * np.pi * f * tk) * _decay(step_n, rng.uniform(0.025, 0.045), sr, 0.003)
-    scuff = _bandpass_noise(rng, step_n, 800.0, 3500.0, sr) * _decay(step_n, 0.006, sr)
+    thump = np.sin(2 * np.pi * f * tk) * decay(step_n, rng.uniform(0.025, 0.045), sr, 0.003)
+    scuff = bandpass_noise(rng, step_n, 800.0, 3500.0, sr) * decay(step_n, 0.006, sr)
     toe_delay = int(rng.uniform(0.05, 0.09) * sr)
     step = thump + 0.25 * scuff
     step[toe_delay:] += 0.5 * step[: step_n - toe_delay]
-    starts = _jittered_times(rng, n, sr, rng.uniform(0.42, 0.65), 0.04)
+    starts = jittered_times(rng, n, sr, rng.uniform(0.42, 0.65), 0.04)
     amps = rng.uniform(0.75, 1.0, starts.shape[0])
-    return _place(np.zeros(n), step, starts, amps)
+    return place(np.zeros(n), step, starts, amps)
 
 
 def door(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
@@ -315,9 +221,9 @@ def door(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         rate *= 1.0 + 0.15 * np.sin(2 * np.pi * rng.uniform(1.0, 4.0) * np.arange(slam_at) / sr)
         phase = np.cumsum(rate) / sr
         pulses = np.diff(np.floor(phase), prepend=0.0) * rng.uniform(0.5, 1.0, slam_at)
-        creak = _resonate(pulses, rng.uniform(500.0, 1300.0), 60.0, sr)
-        creak += 0.6 * _resonate(pulses, rng.uniform(1700.0, 3000.0), 90.0, sr)
-        creak *= _ramp_envelope(slam_at, int(0.05 * sr), int(0.05 * sr))
+        creak = resonate(pulses, rng.uniform(500.0, 1300.0), 60.0, sr)
+        creak += 0.6 * resonate(pulses, rng.uniform(1700.0, 3000.0), 90.0, sr)
+        creak *= ramp_envelope(slam_at, int(0.05 * sr), int(0.05 * sr))
         out[:slam_at] += 0.4 * creak / (np.abs(creak).max() + 1e-12)
     tail_n = n - slam_at
     tk = np.arange(tail_n) / sr
@@ -325,8 +231,8 @@ def door(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     crack = rng.standard_normal(tail_n) * np.exp(-tk / 0.012)
     rattle = np.zeros(tail_n)
     clicks = (rng.uniform(0.03, 0.25, size=rng.integers(2, 6)) * sr).astype(np.int64)
-    click = rng.standard_normal(int(0.01 * sr)) * _decay(int(0.01 * sr), 0.002, sr)
-    _place(rattle, click, clicks, rng.uniform(0.1, 0.3, clicks.shape[0]))
+    click = rng.standard_normal(int(0.01 * sr)) * decay(int(0.01 * sr), 0.002, sr)
+    place(rattle, click, clicks, rng.uniform(0.1, 0.3, clicks.shape[0]))
     out[slam_at:] += body + 0.5 * crack + rattle
     return out
 
@@ -340,11 +246,11 @@ def music(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     chord_s = rng.uniform(0.4, 1.0)
     chord_n = int(chord_s * sr)
     if timbre == 0:
-        amps = _rolloff(10, 6.0)
+        amps = rolloff(10, 6.0)
     elif timbre == 1:
         amps = np.array([1.0, 0.6, 0.4, 0.25, 0.1, 0.08])
     else:
-        amps = _rolloff(16, 5.0)
+        amps = rolloff(16, 5.0)
     roots = list(degrees)
     for start in range(0, n, chord_n):
         seg = min(chord_n, n - start)
@@ -352,21 +258,21 @@ def music(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         notes = [key + d for d in degrees[degree]] + [key + degree - 12]
         tk = np.arange(seg) / sr
         if timbre == 0:
-            env = np.exp(-tk / rng.uniform(0.3, 0.8)) * _ramp_envelope(seg, int(0.003 * sr), int(0.02 * sr))
+            env = np.exp(-tk / rng.uniform(0.3, 0.8)) * ramp_envelope(seg, int(0.003 * sr), int(0.02 * sr))
         elif timbre == 1:
-            env = _ramp_envelope(seg, int(0.01 * sr), int(0.02 * sr))
+            env = ramp_envelope(seg, int(0.01 * sr), int(0.02 * sr))
         else:
-            env = _ramp_envelope(seg, int(0.08 * sr), int(0.05 * sr))
+            env = ramp_envelope(seg, int(0.08 * sr), int(0.05 * sr))
         chord = np.zeros(seg)
         for m in notes:
-            f = float(_midi_to_hz(m)) * (1.0 + 0.002 * rng.standard_normal())
-            chord += _harmonic_tone(np.full(seg, f), sr, amps, rng)
+            f = float(midi_to_hz(m)) * (1.0 + 0.002 * rng.standard_normal())
+            chord += harmonic_tone(np.full(seg, f), sr, amps, rng)
         out[start : start + seg] += chord * env
     out /= np.abs(out).max() + 1e-12
     hat_n = int(0.05 * sr)
-    hat = _bandpass_noise(rng, hat_n, 6000.0, 11000.0, sr) * _decay(hat_n, 0.01, sr)
+    hat = bandpass_noise(rng, hat_n, 6000.0, 11000.0, sr) * decay(hat_n, 0.01, sr)
     hats = np.arange(int(rng.uniform(0, chord_s / 2) * sr), n, max(1, chord_n // 2))
-    return _place(out, hat, hats, np.full(hats.shape[0], rng.uniform(0.05, 0.2)))
+    return place(out, hat, hats, np.full(hats.shape[0], rng.uniform(0.05, 0.2)))
 
 
 def _pluck(rng: np.random.Generator, f: float, m: int, sr: int) -> np.ndarray:
@@ -390,7 +296,7 @@ def musical_instrument(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     while t < n - int(0.05 * sr):
         m = min(int(rng.uniform(0.18, 0.6) * sr), n - t)
         idx = int(np.clip(idx + rng.integers(-2, 3), 0, len(pentatonic) - 1))
-        f = float(_midi_to_hz(base + pentatonic[idx]))
+        f = float(midi_to_hz(base + pentatonic[idx]))
         tk = np.arange(m) / sr
         if timbre == 1:
             note = _pluck(rng, f, m, sr)
@@ -398,13 +304,13 @@ def musical_instrument(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
             vibrato = 1.0 + 0.006 * np.sin(2 * np.pi * rng.uniform(4.5, 6.5) * tk) * np.minimum(tk / 0.15, 1.0)
             if timbre == 0:  # flute: few harmonics and breath noise
                 amps = np.array([1.0, 0.35, 0.12, 0.05])
-                note = _harmonic_tone(f * vibrato, sr, amps, rng)
-                note += 0.05 * _resonate(rng.standard_normal(m), f, f * 0.3, sr)
+                note = harmonic_tone(f * vibrato, sr, amps, rng)
+                note += 0.05 * resonate(rng.standard_normal(m), f, f * 0.3, sr)
             else:  # clarinet: odd harmonics
                 amps = np.zeros(15)
-                amps[0::2] = _rolloff(15, 6.0)[0::2]
-                note = _harmonic_tone(f * vibrato, sr, amps, rng)
-            note *= _ramp_envelope(m, int(0.03 * sr), int(0.04 * sr))
+                amps[0::2] = rolloff(15, 6.0)[0::2]
+                note = harmonic_tone(f * vibrato, sr, amps, rng)
+            note *= ramp_envelope(m, int(0.03 * sr), int(0.04 * sr))
         out[t : t + m] += note / (np.abs(note).max() + 1e-12)
         t += m + int(rng.uniform(0.0, 0.08) * sr)
     return out
@@ -413,8 +319,8 @@ def musical_instrument(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
 def water_tap(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     """Running water: fluttering band-passed noise with rising bubble chirps."""
     lo = rng.uniform(400.0, 1200.0)
-    hiss = _bandpass_noise(rng, n, lo, rng.uniform(5000.0, 9000.0), sr, tilt=rng.uniform(0.0, 0.4))
-    flutter = _bandpass_noise(rng, n, 5.0, rng.uniform(20.0, 50.0), sr)
+    hiss = bandpass_noise(rng, n, lo, rng.uniform(5000.0, 9000.0), sr, tilt=rng.uniform(0.0, 0.4))
+    flutter = bandpass_noise(rng, n, 5.0, rng.uniform(20.0, 50.0), sr)
     hiss *= np.exp(0.35 * flutter)
     bubbles = np.zeros(n)
     bubble_n = int(0.03 * sr)
@@ -424,7 +330,7 @@ def water_tap(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         f0 = rng.uniform(900.0, 3500.0)
         chirp = f0 * (1.0 + rng.uniform(0.2, 0.6) * tk / tk[-1])
         bubble = np.sin(2 * np.pi * np.cumsum(chirp) / sr) * np.exp(-tk / rng.uniform(0.004, 0.012))
-        _place(bubbles, bubble, np.array([s]), np.array([rng.uniform(0.5, 2.0)]))
+        place(bubbles, bubble, np.array([s]), np.array([rng.uniform(0.5, 2.0)]))
     return hiss + bubbles
 
 
@@ -444,13 +350,13 @@ def bell(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         if fk >= 0.45 * sr:
             continue
         strike += a * np.sin(2 * np.pi * fk * tk + rng.uniform(0, 2 * np.pi)) * np.exp(-tk / (tau0 * (f / fk) ** 0.7))
-    strike *= _ramp_envelope(n, int(0.001 * sr), 0)
+    strike *= ramp_envelope(n, int(0.001 * sr), 0)
     starts = [int(rng.uniform(0.0, 0.05) * sr)]
     if rng.random() < 0.7:
         period = rng.uniform(0.5, 1.4)
         while (starts[-1] / sr + period) < n / sr - 0.1:
             starts.append(starts[-1] + int(period * sr * rng.uniform(0.95, 1.05)))
-    return _place(np.zeros(n), strike, np.array(starts), rng.uniform(0.7, 1.0, len(starts)))
+    return place(np.zeros(n), strike, np.array(starts), rng.uniform(0.7, 1.0, len(starts)))
 
 
 def knock(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
@@ -461,7 +367,7 @@ def knock(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     tau = rng.uniform(0.008, 0.02)
     template = np.sin(2 * np.pi * f * tk) * np.exp(-tk / tau)
     template += 0.5 * np.sin(2 * np.pi * f * rng.uniform(2.1, 2.7) * tk) * np.exp(-tk / (tau / 2))
-    template += 0.4 * _bandpass_noise(rng, knock_n, 2000.0, 8000.0, sr) * np.exp(-tk / 0.0015)
+    template += 0.4 * bandpass_noise(rng, knock_n, 2000.0, 8000.0, sr) * np.exp(-tk / 0.0015)
     starts = []
     t = rng.uniform(0.0, 0.1)
     gap = rng.uniform(0.12, 0.22)
@@ -471,7 +377,7 @@ def knock(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
             t += gap * rng.uniform(0.9, 1.1)
         t += rng.uniform(0.5, 1.2)
     starts_arr = (np.asarray(starts) * sr).astype(np.int64)
-    return _place(np.zeros(n), template, starts_arr, rng.uniform(0.7, 1.0, starts_arr.shape[0]))
+    return place(np.zeros(n), template, starts_arr, rng.uniform(0.7, 1.0, starts_arr.shape[0]))
 
 
 SOUND_GENERATORS: dict[int, SoundGenerator] = {
@@ -512,7 +418,7 @@ def synthesize_event(
     x = np.asarray(x, dtype=np.float64)[:num_samples]
     x = x - x.mean()
     fade = int(0.005 * sample_rate)
-    x *= _ramp_envelope(num_samples, fade, fade)
+    x *= ramp_envelope(num_samples, fade, fade)
     level = active_level(x, sample_rate)
     if level > 0:
         x /= level
