@@ -12,7 +12,7 @@ that looks like a checkout after ``make quickstart``: links to the repository's 
 tracks or would track) and ``quickstart_out/``, made once by ``scripts/quickstart.py`` on 8 clips
 with one epoch per stage. A block may use what an earlier block of its page wrote. Commands find
 ``seld`` and ``python`` of the interpreter running this script, and this checkout's ``seld``
-(``PYTHONPATH``), with ``HF_HUB_OFFLINE=1``.
+(``PYTHONPATH``), with ``HF_HUB_OFFLINE=1`` and (unless set) ``OMP_NUM_THREADS=1``.
 
     python scripts/ci/doctest_commands.py [--list] [--keep DIR] [PAGE ...]
 
@@ -155,6 +155,7 @@ def command_env(root: Path) -> dict[str, str]:
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
     env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("OMP_NUM_THREADS", "1")  # torch's threads: one per process unless the caller says otherwise
     return env
 
 
