@@ -7,7 +7,7 @@
 # CONFIG defaults to finetuning/config.yml. Under SLURM, srun starts one task per node; each runs torchrun
 # with one process per GPU of its node (DDP over NCCL; gloo on CPU-only nodes), all joined by a
 # c10d rendezvous on the first node. Without SLURM: torchrun --standalone over the visible GPUs, or
-# one process. Edit the #SBATCH lines below for your cluster (README: "Running on a cluster"):
+# one process. Edit the #SBATCH lines below for your cluster (docs/cluster.md):
 #   --nodes             machines; the global batch is train.batch_size x nodes x GPUs per node
 #   --gres=gpu:N        GPUs per node (one training process each)
 #   --time              wall-clock limit of one run of the job
