@@ -28,7 +28,7 @@ VARIANT_KEYS = {("model", "tokenizer", "source_encoder"), ("model", "text_encode
 
 def _schemas() -> dict[str, type]:
     """The schema classes named in the reference files."""
-    from seld.data.synth import SynthConfig
+    from seld.sim.scenes import SynthConfig
     from seld.features.config import FeatureConfig
     from seld.train.stages import BaselineConfig, FinetuneConfig, PretrainConfig
 
