@@ -26,7 +26,8 @@ from seld.data.audio import AudioConfig, load_stereo
 from seld.data.dataset import source_view_batches
 from seld.data.metadata import Event
 from seld.errors import DataError
-from seld.train.stages import FinetuneTask, LoadedModel
+from seld.tasks.finetune_task import FinetuneTask
+from seld.tasks.loading import LoadedModel
 
 K = TypeVar("K", bound=Hashable)
 

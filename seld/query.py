@@ -45,7 +45,8 @@ from seld.models.text_encoders import FrozenTextEncoder, GroundTruthCache
 from seld.text.captions import DEFAULT_CAPTION_TEMPLATE, Caption, frame_captions, stored_events, write_captions
 from seld.text.paraphrases import CLASS_DESCRIPTIONS, DEFAULT_MATCH_THRESHOLD, PARAPHRASES
 from seld.text.templates import TEMPLATES
-from seld.train.stages import FinetuneTask, LoadedModel
+from seld.tasks.finetune_task import FinetuneTask
+from seld.tasks.loading import LoadedModel
 
 CLASS_QUERY: str = "where is the {name}?"
 """The query of class-query localisation; ``{name}`` is the class's short name."""

@@ -30,7 +30,7 @@ from seld.inference import (
     predict_recordings,
     split_windows,
 )
-from seld.train.stages import load_task
+from seld.tasks.loading import load_task
 from tests.train.conftest import build_sim_set, finetuned_checkpoint, pretrained_checkpoint, single_thread
 
 ALL_FRAMES = InferenceOptions(threshold=0.0)

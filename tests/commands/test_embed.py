@@ -8,7 +8,7 @@ from seld.cli import main
 from seld.data.audio import AudioConfig, load_stereo
 from seld.inference import OUTPUTS_GROUP, predict_recording, read_embedding_index
 from seld.io_utils import file_sha256
-from seld.train.stages import load_task
+from seld.tasks.loading import load_task
 from tests.train.conftest import finetuned_checkpoint
 
 

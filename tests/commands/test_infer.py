@@ -7,7 +7,7 @@ from seld.cli import main
 from seld.data.metadata import read_metadata_csv
 from seld.text.sentences import event_frame_sentences
 from seld.text.templates import TEMPLATES
-from seld.train.stages import load_task
+from seld.tasks.loading import load_task
 from tests.train.conftest import finetuned_checkpoint
 
 

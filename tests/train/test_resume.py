@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from seld.errors import ConfigError
-from seld.train.engine import TrainConfig, Trainer, config_differences
+from seld.config_diff import config_differences
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.train.toy import ToyDataset, ToyTask
 
 
