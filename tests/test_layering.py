@@ -17,7 +17,8 @@ from tests.scripts import child_pythonpath
 ROOT = Path(__file__).resolve().parents[1]
 
 RUNS_A_MODEL = [
-    "seld/inference.py", "seld/query.py", "seld/plots.py", "seld/checkpoint.py",
+    "seld/inference.py", "seld/embeddings.py", "seld/query.py", "seld/query_scores.py", "seld/plots.py",
+    "seld/checkpoint.py",
     *(f"seld/commands/{name}.py" for name in ("infer", "embed", "evaluate", "query")),
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "seld" / "models").glob("*.py"))),
     "seld/tasks/__init__.py", "seld/tasks/base.py", "seld/tasks/loading.py",
@@ -33,8 +34,9 @@ def test_what_runs_a_model_does_not_import_training(path):
 
 def test_loading_any_stage_leaves_the_training_engine_unloaded():
     # the stage modules reach the Trainer through seld.tasks.runner, inside their run functions only
-    check = ("import sys; import seld.inference, seld.query, seld.commands.infer, seld.commands.embed, "
-             "seld.commands.evaluate, seld.commands.query; from seld.tasks import STAGES; "
+    check = ("import sys; import seld.inference, seld.embeddings, seld.query, seld.query_scores, "
+             "seld.commands.infer, seld.commands.embed, seld.commands.evaluate, seld.commands.query; "
+             "from seld.tasks import STAGES; "
              "from seld.tasks.loading import load_task; parts = [STAGES[s].parts() for s in STAGES]; "
              "print(' '.join(sorted(m for m in sys.modules if m.startswith(('seld.train', 'seld.tasks.runner')))))")
     res = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=dict(os.environ, PYTHONPATH=child_pythonpath()),

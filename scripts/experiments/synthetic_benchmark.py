@@ -411,7 +411,7 @@ def retrieval_example(task: Any, outputs: SplitOutputs, path: Path, title: str, 
     ``top`` frames as ``seld query --index`` ranks them (:func:`seld.query.rank_frames`) with their
     reference sentences."""
     from seld.constants import LABEL_HOP_SECONDS
-    from seld.inference import EmbeddingIndex
+    from seld.embeddings import EmbeddingIndex
     from seld.plots import plot_retrieval_example
     from seld.query import rank_frames
     from seld.text.sentences import NO_SOURCE_SENTENCE
@@ -436,7 +436,8 @@ def language_queries(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
     """"Where is the <class>?" for every clip and class of a split, answered through the model's text
     encoder (F / DOAE / RDE beside the model's own output on the same classes), and the accuracy of
     the encoder on the fixed paraphrases of the 13 class names."""
-    from seld.query import ClassMatcher, class_query_scores, paraphrase_accuracy, sentence_embedder
+    from seld.query import ClassMatcher, paraphrase_accuracy, sentence_embedder
+    from seld.query_scores import class_query_scores
 
     scores = class_query_scores(outputs.preds, outputs.refs, ClassMatcher(sentence_embedder(task)))
     return {**scores.to_dict(), "paraphrase_accuracy": float(paraphrase_accuracy(task))}

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seld.inference import InferenceOptions, export_embeddings, set_threads
+    from seld.embeddings import export_embeddings
+    from seld.inference import InferenceOptions, set_threads
     from seld.tasks.loading import load_task
 
     progress = resolve_progress(args.progress)

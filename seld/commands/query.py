@@ -60,7 +60,7 @@ def _events_words(events: list[Any]) -> str:
 
 
 def _run_retrieval(args: argparse.Namespace) -> int:
-    from seld.inference import read_embedding_index
+    from seld.embeddings import read_embedding_index
     from seld.query import check_index_checkpoint, retrieve
     from seld.tasks.loading import load_task
 
