@@ -135,6 +135,7 @@ def architecture_only(cfg: TextEncoderConfig) -> TextEncoderConfig:
 
 
 def _pretrained_parts(path: str) -> tuple[TokenizerConfig, PretrainModel]:
+    """The tokenizer config and the model (tokenizer + pre-training head) of a pre-training checkpoint."""
     ckpt = load_checkpoint(path)
     extras = ckpt.get("task", {})
     if extras.get("stage") != "pretrain":
