@@ -47,11 +47,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def build_checkpoint(path: Path, model: str, wpe_taps: int, wpe_iterations: int,
                      vocab: Optional[str] = None) -> Path:
     """A fine-tuning checkpoint with random weights; see the module docstring for the sizes."""
+    from seld.checkpoint import save_checkpoint
     from seld.config import load_config, to_dict
     from seld.features.config import FeatureConfig, WpeConfig
     from seld.models.heads import HeadConfig
     from seld.models.text_encoders import TextEncoderConfig, minilm_path, tiny_text_encoder_config
-    from seld.checkpoint import save_checkpoint
     from seld.tasks.finetune import FinetuneConfig, FinetuneModelConfig, build_finetune_task
     from seld.tasks.pretrain import PretrainConfig
 

@@ -164,9 +164,9 @@ def _sentences(task: Any, args: argparse.Namespace) -> list[str]:
 
 def bench_finetune(kind: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     from seld.models.heads import HeadConfig
+    from seld.tasks.finetune import FinetuneConfig, FinetuneModelConfig, build_finetune_task
     from seld.text.templates import TEMPLATES
     from seld.text.tokenization import SentenceBatch
-    from seld.tasks.finetune import FinetuneConfig, FinetuneModelConfig, build_finetune_task
 
     te_cfg = _text_encoder_config(kind, args.size, args.tokenizer)
     width = 12 if args.size == "tiny" else 512

@@ -20,10 +20,10 @@ from seld.models import FusionConfig, RCCConfig, TokenizerConfig
 from seld.models.heads import HeadConfig
 from seld.models.pretrain import ModelConfig
 from seld.models.text_encoders import TextEncoderConfig, tiny_text_encoder_config
-from seld.train.data import DataConfig
-from seld.train.config import TrainConfig
 from seld.tasks.finetune import FinetuneConfig, FinetuneModelConfig
 from seld.tasks.pretrain import PretrainConfig
+from seld.train.config import TrainConfig
+from seld.train.data import DataConfig
 from tests.models.tiny import EMBED_DIM, tiny_conformer, tiny_tokenizer
 
 SIM_CLIPS = 16

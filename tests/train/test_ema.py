@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seld.errors import ConfigError
 from seld.checkpoint import load_checkpoint
+from seld.errors import ConfigError
 from seld.train.config import TrainConfig
 from seld.train.engine import Trainer
 from tests.train.toy import ToyDataset, ToyTask

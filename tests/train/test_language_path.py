@@ -9,16 +9,16 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from seld.checkpoint import load_checkpoint
 from seld.losses import cosine_alignment_loss, infonce_alignment_loss, sentence_groups
 from seld.models.text_encoders import TextEncoderConfig, build_text_encoder, minilm_path
-from seld.text.sentences import frame_sentences
-from seld.text.templates import TEMPLATES
-from seld.checkpoint import load_checkpoint
-from seld.train.data import build_dataset
-from seld.train.engine import Trainer, seed_everything
 from seld.tasks.finetune import FinetuneConfig, FinetuneLossConfig, build_finetune_task
 from seld.tasks.loading import load_task
 from seld.tasks.runner import data_record
+from seld.text.sentences import frame_sentences
+from seld.text.templates import TEMPLATES
+from seld.train.data import build_dataset
+from seld.train.engine import Trainer, seed_everything
 from tests.train.conftest import finetune_config, pretrained_checkpoint, single_thread, text_encoder_config
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from seld import cli
-from seld.locks import LOCK_FILE, FolderLockedError
 from seld.checkpoint import load_checkpoint
+from seld.locks import LOCK_FILE, FolderLockedError
 from seld.train.config import TrainConfig
 from seld.train.engine import Trainer
 from tests.scripts import child_pythonpath

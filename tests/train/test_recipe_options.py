@@ -6,11 +6,11 @@ import dataclasses
 
 import torch
 
-from seld.train.data import build_dataset
-from seld.train.engine import Trainer, seed_everything
 from seld.tasks.finetune import FinetuneConfig, build_finetune_task
 from seld.tasks.loading import load_task
 from seld.tasks.runner import data_record
+from seld.train.data import build_dataset
+from seld.train.engine import Trainer, seed_everything
 from tests.train.conftest import finetune_config, pretrained_checkpoint
 
 

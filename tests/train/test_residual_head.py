@@ -102,9 +102,9 @@ def test_tokenizer_lr_zero_freezes_it_and_trains_the_head_exactly_as_gradients_a
     computed before the text head; the run is the same, bit for bit, as one that back-propagates into
     them and steps them at a learning rate of 0 (what the benchmark ran before), BatchNorm statistics
     included."""
-    from seld.train.engine import seed_everything
     from seld.tasks.finetune import build_finetune_task
     from seld.tasks.runner import data_record
+    from seld.train.engine import seed_everything
 
     pre = pretrained_checkpoint(tmp_path_factory)
     states, grads = [], []
@@ -164,9 +164,9 @@ def test_resuming_a_run_whose_optimiser_had_other_groups_names_both(sim, tmp_pat
     """A last.pt written while the tokenizer was in the optimiser (gradients at lr 0, as before it was
     frozen) cannot give its optimiser state to a frozen run: a clear error, not torch's."""
     from seld.errors import CheckpointError
-    from seld.train.engine import seed_everything
     from seld.tasks.finetune import build_finetune_task
     from seld.tasks.runner import data_record
+    from seld.train.engine import seed_everything
 
     pre = pretrained_checkpoint(tmp_path_factory)
     cfg = _residual_config(sim, tmp_path / "ft", pre, "grep", max_steps=1, resume="auto")
