@@ -2,7 +2,7 @@
 
 Without ``--config`` it uses the ``config.yml`` next to this script (wherever it is run from).
 
-Thin: parses the config and calls :func:`seld.train.stages.run_finetuning` (same as ``seld finetune``).
+Thin: parses the config and calls :func:`seld.tasks.finetune.run_finetuning` (same as ``seld finetune``).
 """
 import sys
 from pathlib import Path

@@ -17,14 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from seld.checkpoint import load_checkpoint  # noqa: E402
 from seld.config import from_dict, load_config  # noqa: E402
 from seld.errors import SeldError  # noqa: E402
 from seld.models import ModelConfig, Tokenizer, TokenizerConfig, build_head  # noqa: E402
 from seld.models.heads import PretrainHead  # noqa: E402
 from seld.models.summary import finetune_parts, format_counts, part_counts  # noqa: E402
 from seld.models.text_encoders import build_text_encoder  # noqa: E402
-from seld.train.checkpoint import load_checkpoint  # noqa: E402
-from seld.train.stages import FinetuneConfig, apply_stream_channels, architecture_only  # noqa: E402
+from seld.tasks.base import apply_stream_channels  # noqa: E402
+from seld.tasks.finetune import FinetuneConfig, architecture_only  # noqa: E402
 
 
 def tokenizer_config(cfg: FinetuneConfig) -> tuple[TokenizerConfig, str]:

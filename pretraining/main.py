@@ -2,7 +2,7 @@
 
 Without ``--config`` it uses the ``config.yml`` next to this script (wherever it is run from).
 
-Thin: parses the config and calls :func:`seld.train.stages.run_pretraining` (same as ``seld pretrain``).
+Thin: parses the config and calls :func:`seld.tasks.pretrain.run_pretraining` (same as ``seld pretrain``).
 """
 import sys
 from pathlib import Path

@@ -17,7 +17,8 @@ from seld.config import load_config  # noqa: E402
 from seld.errors import SeldError  # noqa: E402
 from seld.models import ModelConfig, PretrainModel  # noqa: E402
 from seld.models.summary import format_counts, part_counts, pretrain_parts  # noqa: E402
-from seld.train.stages import PretrainConfig, apply_stream_channels  # noqa: E402
+from seld.tasks.base import apply_stream_channels  # noqa: E402
+from seld.tasks.pretrain import PretrainConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

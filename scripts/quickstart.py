@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     from seld.features.merge import merge_splits
     from seld.inference import InferenceOptions, infer_to_csv
     from seld.metrics import MetricConfig, evaluate_folders, format_table
-    from seld.train.stages import FinetuneConfig, PretrainConfig, load_task, run_finetuning, run_pretraining
+    from seld.tasks.finetune import FinetuneConfig, run_finetuning
+    from seld.tasks.loading import load_task
+    from seld.tasks.pretrain import PretrainConfig, run_pretraining
 
     out = Path(args.out)
     cfg_dir = ROOT / "configs" / "quickstart"

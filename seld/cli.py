@@ -11,8 +11,8 @@ from typing import Any
 
 from seld import __version__
 from seld.commands import COMMANDS
-from seld.commands._common import STAGE_COMMANDS
 from seld.errors import SeldError
+from seld.tasks import STAGES
 from seld.train.stopping import EXIT_INTERRUPTED, TrainingPreempted
 
 
@@ -25,8 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_path in COMMANDS.items():
         module = importlib.import_module(module_path)
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
+        if name in STAGES:  # a training command: its help and config from the stage table
+            p = sub.add_parser(name, help=STAGES[name].help, description=STAGES[name].help)
+            module.add_arguments(p, name)
+        else:
+            p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+            module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
@@ -37,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    previous = _stop_before_training_on_preemption() if args.command in TRAINING_COMMANDS else {}
+    # every training command (an entry of the stage table) exits with the requeue status on SIGUSR1/SIGTERM
+    previous = _stop_before_training_on_preemption() if args.command in STAGES else {}
     try:
         return int(args._run(args) or 0)
     except SeldError as exc:
@@ -52,11 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-TRAINING_COMMANDS = tuple(STAGE_COMMANDS)
-"""Subcommands that exit with EXIT_REQUEUE after a preemption signal (the trainer saves first):
-every training command of the stage table."""
 
 
 def _stop_before_training_on_preemption() -> dict[int, Any]:

@@ -21,12 +21,13 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Optional, TypeVa
 import numpy as np
 import torch
 
-from seld.constants import CLIP_SAMPLES, OUTPUT_DIM
+from seld.constants import CLIP_SAMPLES
 from seld.data.audio import AudioConfig, load_stereo
 from seld.data.dataset import source_view_batches
 from seld.data.metadata import Event
 from seld.errors import DataError
-from seld.train.stages import FinetuneTask, LoadedModel
+from seld.tasks.finetune_task import FinetuneTask
+from seld.tasks.loading import LoadedModel
 
 K = TypeVar("K", bound=Hashable)
 
@@ -234,7 +235,7 @@ def audio_config(model: LoadedModel, opts: InferenceOptions) -> AudioConfig:
     return AudioConfig(sample_rate=rate, clip_samples=0, resample=opts.resample, mono_to_stereo=opts.mono_to_stereo)
 
 
-def _readable(files: list[Path], acfg: AudioConfig, report: InferenceReport, bar: Any) -> Iterator[tuple[Path, np.ndarray]]:
+def readable_recordings(files: list[Path], acfg: AudioConfig, report: InferenceReport, bar: Any) -> Iterator[tuple[Path, np.ndarray]]:
     """``(path, audio)`` of each file that loads; a bad file goes to ``report.failed`` (the run goes on)."""
     for wav in files:
         try:
@@ -268,7 +269,7 @@ def infer_to_csv(model: LoadedModel, audio_path: str | os.PathLike[str], out_dir
     report = InferenceReport()
     with FolderLock(out_dir, "seld infer"), tqdm(total=len(files), desc="infer", unit="file",
                                                   disable=not progress) as bar:
-        for wav, out in predict_recordings(model, _readable(files, audio_config(model, opts), report, bar), opts, device):
+        for wav, out in predict_recordings(model, readable_recordings(files, audio_config(model, opts), report, bar), opts, device):
             events = decode_output(out, opts.threshold, opts.merge_deg)
             report.written.append(write_metadata_csv(Path(out_dir) / f"{wav.stem}.csv", events))
             if on_events is not None:
@@ -330,118 +331,6 @@ def earlier_csvs(out_dir: str | os.PathLike[str], report: InferenceReport) -> li
     """Names of the CSVs in ``out_dir`` that this run did not write (left by earlier runs)."""
     written = {p.name for p in report.written}
     return sorted(p.name for p in Path(out_dir).glob("*.csv") if p.name not in written)
-
-
-class _NothingWritten(Exception):
-    """Every recording failed: leave no embeddings file behind."""
-
-
-OUTPUTS_GROUP = "outputs"
-"""Group of an embeddings file holding the activated outputs ``(label_frames, 117)`` per recording."""
-
-
-def export_embeddings(model: LoadedModel, audio_path: str | os.PathLike[str], out_file: str | os.PathLike[str],
-                      opts: InferenceOptions | None = None, device: str | torch.device = "cpu",
-                      progress: bool = True, checkpoint: str | os.PathLike[str] | None = None,
-                      outputs: bool = False) -> InferenceReport:
-    """Write A ``(label_frames, D)`` per recording as dataset ``<stem>`` of one HDF5 file.
-
-    ``checkpoint``: the file ``model`` was loaded from, recorded as the file attributes
-    ``checkpoint`` (absolute path) and ``checkpoint_sha256`` (of its bytes), so that a reader can
-    check that a query is embedded by the same model. ``outputs``: also store the activated outputs
-    ``(label_frames, 117)`` as ``outputs/<stem>`` (from the same features; the model's ``predict``
-    runs beside ``embed``), from which the events at any frame decode. Bad files are listed in the report and left out; no file is written when none
-    succeeds. :func:`read_embedding_index` reads the file back.
-    """
-    import h5py
-    from tqdm import tqdm
-
-    from seld.io_utils import atomic_path, file_sha256
-
-    opts = opts or InferenceOptions()
-    if not isinstance(model.task, FinetuneTask):
-        raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
-    files = list_audio(audio_path)
-    if outputs and any(w.stem == OUTPUTS_GROUP for w in files):
-        clash = next(w for w in files if w.stem == OUTPUTS_GROUP)
-        raise DataError(f"{clash}: a recording named {OUTPUTS_GROUP!r} clashes with the group of the outputs; rename it")
-    report = InferenceReport()
-    try:
-        with atomic_path(out_file) as tmp, h5py.File(tmp, "w") as f:
-            f.attrs["frame_hop_seconds"] = 0.1
-            if checkpoint is not None:
-                f.attrs["checkpoint"] = str(Path(checkpoint).resolve())
-                f.attrs["checkpoint_sha256"] = file_sha256(checkpoint)
-            group = f.create_group(OUTPUTS_GROUP) if outputs else None
-            with tqdm(total=len(files), desc="embed", unit="file", disable=not progress) as bar:
-                readable = _readable(files, audio_config(model, opts), report, bar)
-                for wav, emb in predict_recordings(model, readable, opts, device, embeddings=True, with_output=outputs):
-                    if group is not None:
-                        group.create_dataset(wav.stem, data=emb[:, :OUTPUT_DIM].astype(np.float32))
-                        emb = emb[:, OUTPUT_DIM:]
-                    ds = f.create_dataset(wav.stem, data=emb.astype(np.float32))
-                    ds.attrs["audio_path"] = str(wav)
-                    report.done.append(wav)
-                    bar.update(1)
-            if not report.done:
-                raise _NothingWritten
-    except _NothingWritten:
-        return report
-    report.written.append(Path(out_file))
-    return report
-
-
-@dataclass
-class EmbeddingIndex:
-    """An embeddings file of :func:`export_embeddings` (``seld embed``), read into memory."""
-
-    path: Path
-    embeddings: dict[str, np.ndarray]
-    """Recording stem -> A ``(label_frames, D)`` float32, by name (HDF5's order)."""
-    outputs: dict[str, np.ndarray]
-    """Recording stem -> activated output ``(label_frames, 117)``; empty when the file stores none."""
-    audio_paths: dict[str, str]
-    checkpoint: Optional[str]
-    """Absolute path of the checkpoint that made the file (None: not recorded)."""
-    checkpoint_sha256: Optional[str]
-    frame_hop_seconds: float
-
-
-def read_embedding_index(path: str | os.PathLike[str]) -> EmbeddingIndex:
-    """Read an embeddings file; DataError naming the file when it is missing or not of this layout."""
-    import h5py
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"embeddings file not found: {p}")
-    try:
-        with h5py.File(p, "r") as f:
-            group = f.get(OUTPUTS_GROUP)
-            embeddings = {k: v[()] for k, v in f.items() if isinstance(v, h5py.Dataset)}
-            outputs = {k: v[()] for k, v in group.items()} if isinstance(group, h5py.Group) else {}
-            audio = {k: str(f[k].attrs.get("audio_path", "")) for k in embeddings}
-            attrs = dict(f.attrs)
-    except OSError as exc:
-        raise DataError(f"{p}: not a readable HDF5 file ({exc})") from exc
-    if not embeddings:
-        raise DataError(f"{p}: holds no embeddings (expected one (frames, D) dataset per recording, as seld embed writes)")
-    widths = {v.shape[1] if v.ndim == 2 else None for v in embeddings.values()}
-    if len(widths) != 1 or None in widths:
-        raise DataError(f"{p}: embeddings must all be (frames, D) with one D, got shapes "
-                        f"{sorted({tuple(v.shape) for v in embeddings.values()})}")
-    for k, out in outputs.items():
-        if k not in embeddings or out.shape[0] != embeddings[k].shape[0]:
-            raise DataError(f"{p}: {OUTPUTS_GROUP}/{k} of shape {out.shape} has no embeddings of the same frames")
-
-    def text(name: str) -> Optional[str]:
-        value = attrs.get(name)
-        return None if value is None else (value.decode() if isinstance(value, bytes) else str(value))
-
-    return EmbeddingIndex(
-        path=p, embeddings=embeddings, outputs=outputs, audio_paths=audio,
-        checkpoint=text("checkpoint"), checkpoint_sha256=text("checkpoint_sha256"),
-        frame_hop_seconds=float(attrs.get("frame_hop_seconds", 0.1)),
-    )
 
 
 def set_threads(num_threads: Optional[int]) -> None:

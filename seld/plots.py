@@ -162,7 +162,7 @@ def read_run_history(run_dir: str | os.PathLike[str]) -> list[dict[str, float]]:
             return out
     last = run / "checkpoints" / "last.pt"
     if last.is_file():
-        from seld.train.checkpoint import load_checkpoint
+        from seld.checkpoint import load_checkpoint
 
         hist = load_checkpoint(last, map_location="cpu").get("history", [])
         return [

@@ -30,7 +30,9 @@ def _schemas() -> dict[str, type]:
     """The schema classes named in the reference files."""
     from seld.sim.scenes import SynthConfig
     from seld.features.config import FeatureConfig
-    from seld.train.stages import BaselineConfig, FinetuneConfig, PretrainConfig
+    from seld.tasks.baseline import BaselineConfig
+    from seld.tasks.finetune import FinetuneConfig
+    from seld.tasks.pretrain import PretrainConfig
 
     return {"FinetuneConfig": FinetuneConfig, "PretrainConfig": PretrainConfig, "BaselineConfig": BaselineConfig,
             "FeatureConfig": FeatureConfig, "SynthConfig": SynthConfig}
@@ -141,7 +143,9 @@ def test_the_benchmark_config_folder_is_self_contained(tmp_path):
     """synthetic_benchmark.py --configs DIR reads a copy of configs/benchmark: its bases travel with it."""
     import shutil
 
-    from seld.train.stages import BaselineConfig, FinetuneConfig, PretrainConfig
+    from seld.tasks.baseline import BaselineConfig
+    from seld.tasks.finetune import FinetuneConfig
+    from seld.tasks.pretrain import PretrainConfig
 
     copy = tmp_path / "configs"
     shutil.copytree(ROOT / "configs" / "benchmark", copy)
@@ -211,7 +215,7 @@ def test_a_list_of_bases_applies_left_to_right(tmp_path):
 
 
 def test_a_shipped_overlay_takes_its_recipe_from_the_base():
-    from seld.train.stages import FinetuneConfig
+    from seld.tasks.finetune import FinetuneConfig
 
     cfg = load_config(ROOT / "configs" / "RCC-CLIP-TREP.yml", FinetuneConfig)
     assert (cfg.model.head.type, cfg.train.out_dir) == ("trep", "runs/RCC-CLIP-TREP")  # the overlay
@@ -222,7 +226,7 @@ def test_a_shipped_overlay_takes_its_recipe_from_the_base():
 
 
 def test_an_override_of_an_anchored_section_changes_that_section_only():
-    from seld.train.stages import PretrainConfig
+    from seld.tasks.pretrain import PretrainConfig
 
     path = ROOT / "configs" / "benchmark" / "pretrain.yml"  # doa: *encoder, dist: *encoder
     tok = load_config(path, PretrainConfig, ["model.tokenizer.doa.num_conformers=3"]).model.tokenizer
@@ -309,7 +313,7 @@ def test_print_config_prints_the_resolved_overlay(capsys):
 
 
 def test_the_saved_record_is_the_full_config(tmp_path):
-    from seld.train.stages import PretrainConfig
+    from seld.tasks.pretrain import PretrainConfig
 
     cfg = load_config(ROOT / "configs" / "pretrain_beats.yml", PretrainConfig)
     out = save_config(cfg, tmp_path / "config.resolved.yml")

@@ -21,16 +21,16 @@ from seld.constants import CLIP_SAMPLES, SAMPLE_RATE, SYNTH_TRAIN_SPLIT
 from seld.data.audio import AudioConfig, load_stereo, write_stereo
 from seld.data.dataset import SeldDataset
 from seld.data.metadata import read_metadata_csv
+from seld.embeddings import export_embeddings
 from seld.errors import DataError
 from seld.inference import (
     InferenceOptions,
-    export_embeddings,
     infer_to_csv,
     predict_recording,
     predict_recordings,
     split_windows,
 )
-from seld.train.stages import load_task
+from seld.tasks.loading import load_task
 from tests.train.conftest import build_sim_set, finetuned_checkpoint, pretrained_checkpoint, single_thread
 
 ALL_FRAMES = InferenceOptions(threshold=0.0)

@@ -13,15 +13,14 @@ from seld.constants import SHORT_CLASS_NAMES
 from seld.data.metadata import Event
 from seld.data.targets import build_adpit_target
 from seld.decoding import target_to_output
+from seld.embeddings import EmbeddingIndex
 from seld.errors import DataError
-from seld.inference import EmbeddingIndex
 from seld.io_utils import file_sha256
 from seld.models.text_encoders import TextEncoderConfig, build_text_encoder, tiny_text_encoder_config
 from seld.query import (
     CLASS_QUERY,
     ClassMatcher,
     check_index_checkpoint,
-    class_query_scores,
     class_track,
     class_embedder,
     paraphrase_accuracy,
@@ -29,6 +28,7 @@ from seld.query import (
     sentence_embedder,
     track_segments,
 )
+from seld.query_scores import class_query_scores
 from seld.text.paraphrases import CLASS_DESCRIPTIONS, NO_CLASS_QUERIES, PARAPHRASES
 from tests.train.conftest import single_thread
 

@@ -47,12 +47,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def build_checkpoint(path: Path, model: str, wpe_taps: int, wpe_iterations: int,
                      vocab: Optional[str] = None) -> Path:
     """A fine-tuning checkpoint with random weights; see the module docstring for the sizes."""
+    from seld.checkpoint import save_checkpoint
     from seld.config import load_config, to_dict
     from seld.features.config import FeatureConfig, WpeConfig
     from seld.models.heads import HeadConfig
     from seld.models.text_encoders import TextEncoderConfig, minilm_path, tiny_text_encoder_config
-    from seld.train.checkpoint import save_checkpoint
-    from seld.train.stages import FinetuneConfig, FinetuneModelConfig, PretrainConfig, build_finetune_task
+    from seld.tasks.finetune import FinetuneConfig, FinetuneModelConfig, build_finetune_task
+    from seld.tasks.pretrain import PretrainConfig
 
     if model == "quickstart":
         tokenizer = load_config(ROOT / "configs/quickstart/pretrain.yml", PretrainConfig, []).model.tokenizer
@@ -204,7 +205,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, float]:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_inference.py: --device cuda asked for, but torch sees no CUDA device")
 
-    from seld.train.stages import load_task
+    from seld.tasks.loading import load_task
 
     default_threads = torch.get_num_threads()
     old_threads = args.old_threads or default_threads

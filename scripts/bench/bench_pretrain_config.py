@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def time_variant(config: str, features: str, overrides: list[str], steps: int, warmup: int) -> dict[str, Any]:
     """Median seconds per training step of ``config`` + ``overrides`` on the features in ``features``."""
     from seld.config import load_config
+    from seld.tasks.pretrain import PretrainConfig, build_pretrain_task
+    from seld.tasks.runner import data_record
     from seld.train.data import build_stage_datasets
-    from seld.train.stages import PretrainConfig, build_pretrain_task, data_record
 
     cfg = load_config(config, PretrainConfig, [f"data.features_dir={features}", *overrides])
     train_set, _, _ = build_stage_datasets(cfg.data, seed=cfg.train.seed)

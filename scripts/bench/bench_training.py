@@ -50,7 +50,8 @@ CONTEXT = 77
 def _tokenizer_config(source: str, size: str, embed_dim: int):
     from seld.config import load_config
     from seld.data.dataset import StreamConfig
-    from seld.train.stages import PretrainConfig, apply_stream_channels
+    from seld.tasks.base import apply_stream_channels
+    from seld.tasks.pretrain import PretrainConfig
 
     if size == "tiny":
         from seld.models.tiny import tiny_tokenizer
@@ -142,7 +143,7 @@ def time_steps(task: Any, args: argparse.Namespace, device: torch.device) -> flo
 
 def bench_pretrain(source: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     from seld.models.pretrain import ModelConfig, PretrainModel
-    from seld.train.stages import PretrainTask
+    from seld.tasks.pretrain import PretrainTask
 
     torch.manual_seed(0)
     model = PretrainModel.from_config(ModelConfig(tokenizer=_tokenizer_config(source, args.size, 512)), load_pretrained=False)
@@ -163,9 +164,9 @@ def _sentences(task: Any, args: argparse.Namespace) -> list[str]:
 
 def bench_finetune(kind: str, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     from seld.models.heads import HeadConfig
+    from seld.tasks.finetune import FinetuneConfig, FinetuneModelConfig, build_finetune_task
     from seld.text.templates import TEMPLATES
     from seld.text.tokenization import SentenceBatch
-    from seld.train.stages import FinetuneConfig, FinetuneModelConfig, build_finetune_task
 
     te_cfg = _text_encoder_config(kind, args.size, args.tokenizer)
     width = 12 if args.size == "tiny" else 512
@@ -231,7 +232,9 @@ def _live_task(args: argparse.Namespace) -> tuple[Any, Any]:
     """The benchmark's GREP fine-tuning task with random tokenizer weights, and its config."""
     from seld.config import load_config
     from seld.models.text_encoders import tiny_text_encoder_config
-    from seld.train.stages import FinetuneConfig, PretrainConfig, apply_stream_channels, build_finetune_task
+    from seld.tasks.base import apply_stream_channels
+    from seld.tasks.finetune import FinetuneConfig, build_finetune_task
+    from seld.tasks.pretrain import PretrainConfig
 
     # the task is built without its pre-trained tokenizer; the step is held or live below, not by the config
     overrides = ["model.pretrained=null", "frozen_tokenizer_eval=false", "projection_lr=null"]

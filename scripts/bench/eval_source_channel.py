@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from seld.data.dataset import SOURCE_EVAL_VIEWS, SeldDataset, source_view_batches  # noqa: E402
 from seld.metrics import MetricConfig  # noqa: E402
+from seld.tasks.loading import load_task  # noqa: E402
 from seld.train.data import make_validator  # noqa: E402
-from seld.train.stages import load_task  # noqa: E402
 
 
 @torch.no_grad()

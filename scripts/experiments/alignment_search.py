@@ -48,7 +48,7 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 
 def score_checkpoint(bench: Any, ckpt: Path, features: Path) -> dict[str, Any]:
     """Validation SELD scores and sentence retrieval of the model in ``ckpt``."""
-    from seld.train.stages import load_task
+    from seld.tasks.loading import load_task
 
     model = load_task(ckpt)
     seed_dir = features.parent  # predict_split reads <seed_dir>/features/<split>.h5
@@ -62,7 +62,7 @@ def score_checkpoint(bench: Any, ckpt: Path, features: Path) -> dict[str, Any]:
 
 def run_variant(bench: Any, name: str, overrides: list[str], args: argparse.Namespace, curves: dict[str, Any]) -> None:
     from seld.config import load_config
-    from seld.train import stages as st
+    from seld.tasks.finetune import FinetuneConfig, run_finetuning
 
     run_dir = Path(args.out) / name
     curve = curves.setdefault(name, {"overrides": overrides, "points": []})
@@ -73,9 +73,9 @@ def run_variant(bench: Any, name: str, overrides: list[str], args: argparse.Name
         base = [f"data.features_dir={args.features}", "data.train_splits=[train]", "data.val_splits=[val]",
                 f"model.pretrained={args.pretrained}", f"train.out_dir={run_dir}", f"train.seed={args.seed}",
                 f"train.epochs={epochs}", "train.max_minutes=null", "train.progress=false"]
-        cfg = load_config(Path(args.config), st.FinetuneConfig, base + overrides)
+        cfg = load_config(Path(args.config), FinetuneConfig, base + overrides)
         t = time.time()
-        st.run_finetuning(cfg)
+        run_finetuning(cfg)
         row = score_checkpoint(bench, run_dir / "checkpoints" / "last.pt", Path(args.features))
         row.update(epoch=epochs, train_minutes=(time.time() - t) / 60.0)
         curve["points"].append(row)

@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     from seld.config import load_config
     from seld.data.dataset import SeldDataset
     from seld.metrics import MetricConfig
+    from seld.tasks.finetune import FinetuneConfig, _pretrained_parts, build_finetune_task
+    from seld.tasks.runner import data_record
     from seld.train.data import make_validator
     from seld.train.head_init import collect_fit_data, ridge_fit
-    from seld.train.stages import FinetuneConfig, _pretrained_parts, build_finetune_task, data_record
 
     torch.set_num_threads(1)
     features = Path(args.features) if args.features else Path(args.bench) / "features"

@@ -36,7 +36,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 
 
 def history(run: Path) -> list[dict]:
-    from seld.train.checkpoint import load_checkpoint
+    from seld.checkpoint import load_checkpoint
 
     last = run / "checkpoints" / "last.pt"
     return load_checkpoint(last, map_location="cpu").get("history", []) if last.is_file() else []
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from seld.config import load_config
     from seld.data import h5schema
-    from seld.train.stages import FinetuneConfig, run_finetuning
+    from seld.tasks.finetune import FinetuneConfig, run_finetuning
 
     bench = Path(args.bench)
     out = Path(args.out) if args.out else bench / "ablation"
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"name": name, "overrides": overrides, "minutes": minutes,
                      "val": [{k: h[k] for k in ("val_F", "val_DOAE", "val_RDE") if k in h} for h in hist]})
         print(json.dumps(rows[-1]), flush=True)
-    from seld.train.checkpoint import load_checkpoint
+    from seld.checkpoint import load_checkpoint
 
     tok = load_checkpoint(pre, map_location="cpu")
     best = max(tok.get("history", []), key=lambda h: h.get("val_F", -1), default={})

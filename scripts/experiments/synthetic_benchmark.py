@@ -75,7 +75,7 @@ class Run:
     name: str
     label: str
     schema: str
-    """``baseline`` | ``pretrain`` | ``finetune``: the stage that trains it."""
+    """The stage that trains it: an entry of :data:`seld.tasks.STAGES` (``baseline`` | ``pretrain`` | ``finetune``)."""
     config: str
     """YAML file in ``--configs``."""
     share: str
@@ -211,7 +211,7 @@ def train_run(run: Run, seed_dir: Path, seed: int, minutes: float, cfg_dir: Path
     """Train ``run`` of one seed within ``minutes`` (skipped when its ``benchmark_done.json`` exists)."""
     from seld.config import load_config
     from seld.io_utils import atomic_write_text
-    from seld.train import stages as st
+    from seld.tasks import STAGES as TRAINING_STAGES
 
     run_dir = seed_dir / "runs" / run.name
     done = run_dir / "benchmark_done.json"
@@ -230,15 +230,11 @@ def train_run(run: Run, seed_dir: Path, seed: int, minutes: float, cfg_dir: Path
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(seed_dir / "runs" / run.continues / "checkpoints", tmp)
         tmp.rename(run_dir / "checkpoints")
-    schema, runner = {
-        "baseline": (st.BaselineConfig, st.run_baseline),
-        "pretrain": (st.PretrainConfig, st.run_pretraining),
-        "finetune": (st.FinetuneConfig, st.run_finetuning),
-    }[run.schema]
-    cfg = load_config(cfg_dir / run.config, schema, overrides + extra)
+    stage = TRAINING_STAGES[run.schema].parts()  # the stage's schema and runner, as seld <stage> uses them
+    cfg = load_config(cfg_dir / run.config, stage.schema, overrides + extra)
     print(f"[{seed_dir.name}/{run.name}] training for at most {minutes:.1f} min -> {run_dir}", flush=True)
     t = time.time()
-    trainer = runner(cfg)
+    trainer = stage.run(cfg)
     info = {
         "minutes": (time.time() - t) / 60.0,
         "epochs": len(trainer.history),
@@ -416,7 +412,7 @@ def retrieval_example(task: Any, outputs: SplitOutputs, path: Path, title: str, 
     ``top`` frames as ``seld query --index`` ranks them (:func:`seld.query.rank_frames`) with their
     reference sentences."""
     from seld.constants import LABEL_HOP_SECONDS
-    from seld.inference import EmbeddingIndex
+    from seld.embeddings import EmbeddingIndex
     from seld.plots import plot_retrieval_example
     from seld.query import rank_frames
     from seld.text.sentences import NO_SOURCE_SENTENCE
@@ -441,7 +437,8 @@ def language_queries(task: Any, outputs: SplitOutputs) -> dict[str, Any]:
     """"Where is the <class>?" for every clip and class of a split, answered through the model's text
     encoder (F / DOAE / RDE beside the model's own output on the same classes), and the accuracy of
     the encoder on the fixed paraphrases of the 13 class names."""
-    from seld.query import ClassMatcher, class_embedder, class_query_scores, paraphrase_accuracy
+    from seld.query import ClassMatcher, class_embedder, paraphrase_accuracy
+    from seld.query_scores import class_query_scores
 
     scores = class_query_scores(outputs.preds, outputs.refs, ClassMatcher(class_embedder(task)))
     return {**scores.to_dict(), "paraphrase_accuracy": float(paraphrase_accuracy(task))}
@@ -477,7 +474,7 @@ def score_checkpoint(name: str, seed_dir: Path, ckpt: Path, splits: tuple[str, .
     its CSVs in ``predictions/<run>`` (``test``) or ``predictions_<split>/<run>``; alignment of A for
     fine-tunings with a text encoder; what the text path adds for residual heads (validation)."""
     from seld.decoding import write_prediction_csvs
-    from seld.train.stages import load_task
+    from seld.tasks.loading import load_task
 
     run_dir = seed_dir / "runs" / name
     model = load_task(ckpt)

@@ -5,11 +5,11 @@ import argparse
 import os
 import sys
 
+from seld.tasks import STAGES
+
 EXAMPLE_CONFIGS: dict[str, str] = {
-    "pretrain": "pretraining/config.yml, configs/pretrain_rcc.yml, configs/pretrain_beats.yml",
-    "finetune": "finetuning/config.yml, configs/RCC-CLIP-GREP.yml (and the other seven configs/*-*-*.yml)",
+    **{name: stage.example_configs for name, stage in STAGES.items()},
     "features": "features/config.yml, configs/quickstart/features.yml",
-    "baseline": "configs/baseline_seldnet.yml, configs/benchmark/baseline.yml",
 }
 """The configs shipped in the textseld repository, named in the 'missing --config' message."""
 
@@ -89,30 +89,19 @@ def device_name(name: str) -> str:
     return name
 
 
-STAGE_COMMANDS: dict[str, tuple[str, str]] = {
-    "pretrain": ("PretrainConfig", "run_pretraining"),
-    "finetune": ("FinetuneConfig", "run_finetuning"),
-    "baseline": ("BaselineConfig", "run_baseline"),
-}
-"""The training commands: name -> (config class, runner) in :mod:`seld.train.stages`. The one table
-of them: ``seld <name>`` trains through :func:`run_stage_command`, and :mod:`seld.cli` turns a
-preemption signal during its start-up into the requeue status."""
-
-
 def run_stage_command(args: argparse.Namespace, stage: str) -> int:
-    """Load the stage's config (file + overrides), print it with --print-config, else train."""
+    """Load the stage's config (file + overrides), print it with --print-config, else train
+    (the stage's schema and runner come from :data:`seld.tasks.STAGES`)."""
     from seld.config import dump_config, load_config
-    from seld.train import stages
 
-    schema_name, runner_name = STAGE_COMMANDS[stage]
-    schema, runner = getattr(stages, schema_name), getattr(stages, runner_name)
-    cfg = load_config(require_config(args.config, stage), schema, args.overrides)
+    parts = STAGES[stage].parts()
+    cfg = load_config(require_config(args.config, stage), parts.schema, args.overrides)
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
     if not resolve_progress(args.progress):
         cfg.train.progress = False
-    runner(cfg)
+    parts.run(cfg)
     return 0
 
 

@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seld.inference import InferenceOptions, export_embeddings, set_threads
-    from seld.train.stages import load_task
+    from seld.embeddings import export_embeddings
+    from seld.inference import InferenceOptions, set_threads
+    from seld.tasks.loading import load_task
 
     progress = resolve_progress(args.progress)
     set_threads(args.num_threads)

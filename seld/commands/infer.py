@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from seld.inference import InferenceOptions, infer_to_csv, list_audio, set_threads, write_manifest
     from seld.locks import FolderLock
     from seld.query import caption_writer
-    from seld.train.stages import load_task
+    from seld.tasks.loading import load_task
 
     progress = resolve_progress(args.progress)
     set_threads(args.num_threads)

@@ -60,9 +60,9 @@ def _events_words(events: list[Any]) -> str:
 
 
 def _run_retrieval(args: argparse.Namespace) -> int:
-    from seld.inference import read_embedding_index
+    from seld.embeddings import read_embedding_index
     from seld.query import check_index_checkpoint, retrieve
-    from seld.train.stages import load_task
+    from seld.tasks.loading import load_task
 
     index = read_embedding_index(args.index)
     checkpoint = check_index_checkpoint(index, args.checkpoint)
@@ -84,7 +84,8 @@ def _run_localisation(args: argparse.Namespace) -> int:
     from seld.errors import DataError
     from seld.inference import InferenceOptions
     from seld.query import ClassMatcher, class_embedder, localise_class
-    from seld.train.stages import FinetuneTask, load_task
+    from seld.tasks.finetune_task import FinetuneTask
+    from seld.tasks.loading import load_task
 
     model = load_task(args.checkpoint, device_name(args.device))
     if not isinstance(model.task, FinetuneTask):

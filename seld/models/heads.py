@@ -8,7 +8,7 @@
 
 Every head also gives its raw (pre-activation) output, ``raw``; GREP and TREP name their last
 layer, ``output_layer``: with ``HeadConfig.residual`` the fine-tuning model adds the raw output to
-the pre-training head's raw output of the tokens before the activation (``seld.train.stages``).
+the pre-training head's raw output of the tokens before the activation (``seld.tasks.finetune``).
 """
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""The training engine shared by pre-training and fine-tuning: loop, checkpoints, DDP, logging."""
+"""The training engine every stage shares (:mod:`seld.train.engine`) and its parts: the ``train:``
+config, optimiser and schedule, weight average, data loading, DDP, stopping and TensorBoard."""

@@ -1,14 +1,15 @@
 """Training data of a stage: merged feature files of the configured splits, a validation part held
-out of the training splits by room, and validation scoring."""
+out of the training splits by room, the loaders that read them, and validation scoring."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
-from torch.utils.data import ConcatDataset, Dataset, Subset
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from seld.data.augment import AugmentConfig
 from seld.data.dataset import SeldDataset, StreamConfig
@@ -91,6 +92,32 @@ def build_dataset(cfg: DataConfig, splits: list[str], train: bool, seed: int) ->
         for s in splits
     ]
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+def make_loader(dataset: Dataset, sampler: Any, batch_size: int, num_workers: int, seed: int, drop_last: bool,
+                pin_memory: bool) -> DataLoader:
+    """A DataLoader over ``sampler``'s items with a private generator seeded by ``seed``: it never
+    draws on the global torch RNG, which the checkpoint restores, so resuming mid-epoch reproduces
+    dropout exactly."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        generator=g,
+        persistent_workers=False,
+        pin_memory=pin_memory,
+    )
+
+
+def set_dataset_epoch(dataset: Dataset, epoch: int) -> None:
+    """Tell ``dataset`` (each part of a ConcatDataset) the epoch it serves (its random draws follow it)."""
+    for ds in getattr(dataset, "datasets", [dataset]):
+        if hasattr(ds, "set_epoch"):
+            ds.set_epoch(epoch)
 
 
 _ROOM_RE = re.compile(r"^(fold\d+_room\d+)(?:_|$)")

@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -72,6 +73,21 @@ def gather_objects(obj: object, info: DistInfo) -> list[object]:
     out: list[object] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def gather_predictions(preds: dict[str, Any], targets: dict[str, Any], loss_sum: float, count: int,
+                       info: DistInfo) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Every rank's predictions and targets (clip id -> array) merged, and the mean loss over all
+    ranks' clips (``loss_sum``: this rank's loss times its clips, ``count``: its clips)."""
+    all_preds: dict[str, Any] = {}
+    all_targets: dict[str, Any] = {}
+    tot, cnt = 0.0, 0
+    for p, t, s, c in gather_objects((preds, targets, loss_sum, count), info):  # type: ignore[misc]
+        all_preds.update(p)
+        all_targets.update(t)
+        tot += s
+        cnt += c
+    return all_preds, all_targets, tot / max(1, cnt)
 
 
 def cleanup(info: DistInfo) -> None:

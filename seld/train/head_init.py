@@ -49,7 +49,7 @@ def collect_fit_data(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(X (N*T, D), Y (N*T, 117))`` in float32 over the first ``max_clips`` clips (None: all).
 
-    ``task`` is a :class:`~seld.train.stages.FinetuneTask` (its tokenizer, text encoder, head type
+    ``task`` is a :class:`~seld.tasks.finetune_task.FinetuneTask` (its tokenizer, text encoder, head type
     and evaluation template are used); ``X`` is its head's input, flattened per frame (GREP: A,
     ``D = out_dim``; TREP: the three hidden states, ``D = 3 E``); ``Y`` is ``pretrain_head.linear`` of the task's tokens (raw,
     before the output activation). Task and head are run in eval mode and restored afterwards.

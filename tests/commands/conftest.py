@@ -34,7 +34,7 @@ def minilm_finetuned_checkpoint(factory: pytest.TempPathFactory) -> Path:
 
     def build() -> Path:
         from seld.models.text_encoders import TextEncoderConfig
-        from seld.train.stages import run_finetuning
+        from seld.tasks.finetune import run_finetuning
 
         sim = build_sim_set(factory)
         pre = pretrained_checkpoint(factory, "rcc", embed_dim=MINILM_WIDTH)

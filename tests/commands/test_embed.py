@@ -6,9 +6,10 @@ import numpy as np
 
 from seld.cli import main
 from seld.data.audio import AudioConfig, load_stereo
-from seld.inference import OUTPUTS_GROUP, predict_recording, read_embedding_index
+from seld.embeddings import OUTPUTS_GROUP, read_embedding_index
+from seld.inference import predict_recording
 from seld.io_utils import file_sha256
-from seld.train.stages import load_task
+from seld.tasks.loading import load_task
 from tests.train.conftest import finetuned_checkpoint
 
 

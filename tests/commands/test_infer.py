@@ -5,9 +5,9 @@ import json
 
 from seld.cli import main
 from seld.data.metadata import read_metadata_csv
+from seld.tasks.loading import load_task
 from seld.text.sentences import event_frame_sentences
 from seld.text.templates import TEMPLATES
-from seld.train.stages import load_task
 from tests.train.conftest import finetuned_checkpoint
 
 

@@ -13,8 +13,8 @@ from seld.data.audio import AudioConfig, load_stereo
 from seld.decoding import decode_output
 from seld.inference import InferenceOptions, predict_recording
 from seld.query import class_track, sentence_embedder
+from seld.tasks.loading import load_task
 from seld.text.captions import stored_events
-from seld.train.stages import load_task
 from tests.commands.conftest import minilm_finetuned_checkpoint
 from tests.train.conftest import pretrained_checkpoint
 

@@ -48,7 +48,8 @@ def test_pretraining_models_py_prints_the_summary_of_a_config(capsys):
     rows = _rows(capsys.readouterr().out)
     with torch.device("meta"):
         from seld.config import load_config
-        from seld.train.stages import PretrainConfig, apply_stream_channels
+        from seld.tasks.base import apply_stream_channels
+        from seld.tasks.pretrain import PretrainConfig
 
         cfg = load_config(ROOT / "configs/quickstart/pretrain.yml", PretrainConfig)
         tok = apply_stream_channels(cfg.model.tokenizer, cfg.data.streams)  # encoders' in_channels from data.streams

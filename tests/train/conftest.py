@@ -20,9 +20,10 @@ from seld.models import FusionConfig, RCCConfig, TokenizerConfig
 from seld.models.heads import HeadConfig
 from seld.models.pretrain import ModelConfig
 from seld.models.text_encoders import TextEncoderConfig, tiny_text_encoder_config
+from seld.tasks.finetune import FinetuneConfig, FinetuneModelConfig
+from seld.tasks.pretrain import PretrainConfig
+from seld.train.config import TrainConfig
 from seld.train.data import DataConfig
-from seld.train.engine import TrainConfig
-from seld.train.stages import FinetuneConfig, FinetuneModelConfig, PretrainConfig
 from tests.models.tiny import EMBED_DIM, tiny_conformer, tiny_tokenizer
 
 SIM_CLIPS = 16
@@ -135,7 +136,7 @@ def pretrained_checkpoint(factory: pytest.TempPathFactory, source: str = "rcc", 
     """``last.pt`` of a 2-step pre-training run of the tiny tokenizer (memoised per session)."""
 
     def build() -> Path:
-        from seld.train.stages import run_pretraining
+        from seld.tasks.pretrain import run_pretraining
 
         sim = build_sim_set(factory)
         out = factory.mktemp(f"pretrain_{source}_{embed_dim}")
@@ -169,7 +170,7 @@ def finetuned_checkpoint(factory: pytest.TempPathFactory, kind: str = "bert", he
     """``last.pt`` of a 2-step fine-tuning run (tiny encoder of ``kind``) from the tiny pre-training."""
 
     def build() -> Path:
-        from seld.train.stages import run_finetuning
+        from seld.tasks.finetune import run_finetuning
 
         sim = build_sim_set(factory)
         out = factory.mktemp(f"finetune_{kind}_{head}")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from seld.train.engine import TrainConfig, Trainer
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.train.toy import ToyDataset, ToyTask
 
 

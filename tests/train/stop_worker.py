@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from seld.train.engine import TrainConfig, Trainer
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from seld.train.stopping import TrainingInterrupted, TrainingPreempted
 from tests.train.toy import ToyDataset, ToyTask
 

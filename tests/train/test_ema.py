@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from seld.checkpoint import load_checkpoint
 from seld.errors import ConfigError
-from seld.train.checkpoint import load_checkpoint
-from seld.train.engine import TrainConfig, Trainer
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.train.toy import ToyDataset, ToyTask
 
 
@@ -109,7 +110,7 @@ def test_average_skips_only_what_cannot_move_and_matches_lerp_on_every_tensor_bi
     tr = Trainer(_TaskWithFrozenPart(), ToyDataset(), TrainConfig(
         out_dir=str(tmp_path), epochs=1, batch_size=4, lr=1e-2, num_workers=0, device=device, progress=False,
         tensorboard=False, seed=7, ema_decay=0.9), val_set=ToyDataset(8, seed=1))
-    averaged, _, counters = tr._ema_pairs
+    averaged, _, counters = tr.averager.pairs
     ids = {id(t) for t in averaged}
     assert id(tr.ema["frozen.weight"]) not in ids and id(tr.ema["frozen.bias"]) not in ids
     assert {id(tr.ema[k]) for k in ("net.0.weight", "norm.weight", "norm.running_mean", "norm.running_var")} <= ids

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seld.train.checkpoint import load_checkpoint
-from seld.train.engine import TrainConfig, Trainer
+from seld.checkpoint import load_checkpoint
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.scripts import child_pythonpath
 from tests.train.toy import ToyDataset, ToyTask
 
@@ -88,7 +89,7 @@ def test_amp_auto_takes_bf16_only_where_the_cpu_has_it(avx512_bf16, amx, want, t
 
 
 def test_cosine_schedule_with_warmup_reaches_min_factor(tmp_path):
-    from seld.train.engine import SchedulerConfig
+    from seld.train.config import SchedulerConfig
 
     sched = SchedulerConfig(name="cosine", warmup_steps=2, min_factor=0.1)
     tr = _run(tmp_path / "cos", epochs=3, scheduler=sched, resume="never", lr=1e-2)

@@ -5,7 +5,8 @@ Run on a GPU machine with ``pytest -m gpu tests/train/test_gpu.py``.
 import pytest
 import torch
 
-from seld.train.engine import TrainConfig, Trainer
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.train.toy import ToyDataset, ToyTask
 
 pytestmark = [

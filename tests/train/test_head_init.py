@@ -17,10 +17,11 @@ from seld.accdoa import activate_output
 from seld.constants import SYNTH_TRAIN_SPLIT
 from seld.errors import ConfigError
 from seld.models.heads import HeadConfig
-from seld.train import stages
+from seld.tasks import finetune as finetune_stage
+from seld.tasks.finetune import _pretrained_parts, run_finetuning
 from seld.train.data import build_dataset
+from seld.train.engine import Trainer
 from seld.train.head_init import collect_fit_data, ridge_fit
-from seld.train.stages import _pretrained_parts, run_finetuning
 from tests.train.conftest import finetune_config, pretrained_checkpoint
 
 
@@ -39,7 +40,7 @@ def _closed_form(a: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
 def test_lstsq_init_sets_the_head_to_the_ridge_solution(sim, tmp_path_factory, tmp_path, monkeypatch):
     pre = pretrained_checkpoint(tmp_path_factory)
     cfg = _lstsq_config(sim, tmp_path / "ft", pre, epochs=1)
-    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])  # stop right after the init
+    monkeypatch.setattr(Trainer, "fit", lambda self: [])  # stop right after the init
     task = run_finetuning(cfg).task
     _, pre_model = _pretrained_parts(str(pre))
     train_ds = build_dataset(cfg.data, [SYNTH_TRAIN_SPLIT], train=False, seed=0)
@@ -73,22 +74,22 @@ def test_lstsq_init_sets_the_head_to_the_ridge_solution(sim, tmp_path_factory, t
 def test_resumed_run_does_not_refit(sim, tmp_path_factory, tmp_path, monkeypatch):
     pre = pretrained_checkpoint(tmp_path_factory)
     calls, clock = [], {"now": 0.0}
-    fit = stages.fit_head
+    fit = finetune_stage.fit_head
 
     def counted_fit(*a, **k):
         calls.append(1)
         clock["now"] += 100.0  # the fit "takes" 100 s on the stage's clock
         return fit(*a, **k)
 
-    monkeypatch.setattr(stages, "fit_head", counted_fit)
-    monkeypatch.setattr(stages, "time", SimpleNamespace(monotonic=lambda: clock["now"]))
+    monkeypatch.setattr(finetune_stage, "fit_head", counted_fit)
+    monkeypatch.setattr(finetune_stage, "time", SimpleNamespace(monotonic=lambda: clock["now"]))
     out = tmp_path / "ft"
     run_finetuning(_lstsq_config(sim, out, pre, epochs=1, max_steps=1))
     assert calls == [1]
     last = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
     assert last["elapsed_seconds"] >= 100.0  # the fit's time is part of the run's train.max_minutes budget
     saved = last["model"]
-    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])
+    monkeypatch.setattr(Trainer, "fit", lambda self: [])
     resumed = run_finetuning(_lstsq_config(sim, out, pre, epochs=1, max_steps=1, resume="auto"))
     assert resumed.resumed and calls == [1]
     for k, v in resumed.task.head.state_dict().items():
@@ -111,7 +112,7 @@ def test_lstsq_init_of_a_trep_head_fits_the_hidden_states_at_the_tokens(sim, tmp
     pre = pretrained_checkpoint(tmp_path_factory)
     cfg = finetune_config(sim, tmp_path / "ft", pre, "bert", "trep", epochs=1)
     cfg.model.head = HeadConfig(type="trep", init="lstsq", lstsq_ridge=1e-3)
-    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])  # stop right after the init
+    monkeypatch.setattr(Trainer, "fit", lambda self: [])  # stop right after the init
     task = run_finetuning(cfg).task
     _, pre_model = _pretrained_parts(str(pre))
     train_ds = build_dataset(cfg.data, [SYNTH_TRAIN_SPLIT], train=False, seed=0)
@@ -139,7 +140,7 @@ def test_lstsq_fit_over_the_training_templates(sim, tmp_path_factory, tmp_path, 
     cfg = _lstsq_config(sim, tmp_path / "ft", pre, epochs=1)
     cfg.model.head.lstsq_templates = "train"
     cfg.train_templates = [3, 7]
-    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])
+    monkeypatch.setattr(Trainer, "fit", lambda self: [])
     task = run_finetuning(cfg).task
     _, pre_model = _pretrained_parts(str(pre))
     train_ds = build_dataset(cfg.data, [SYNTH_TRAIN_SPLIT], train=False, seed=0)

@@ -9,14 +9,16 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from seld.checkpoint import load_checkpoint
 from seld.losses import cosine_alignment_loss, infonce_alignment_loss, sentence_groups
 from seld.models.text_encoders import TextEncoderConfig, build_text_encoder, minilm_path
+from seld.tasks.finetune import FinetuneConfig, FinetuneLossConfig, build_finetune_task
+from seld.tasks.loading import load_task
+from seld.tasks.runner import data_record
 from seld.text.sentences import frame_sentences
 from seld.text.templates import TEMPLATES
-from seld.train.checkpoint import load_checkpoint
 from seld.train.data import build_dataset
 from seld.train.engine import Trainer, seed_everything
-from seld.train.stages import FinetuneConfig, FinetuneLossConfig, build_finetune_task, data_record, load_task
 from tests.train.conftest import finetune_config, pretrained_checkpoint, single_thread, text_encoder_config
 
 
@@ -178,7 +180,7 @@ def test_random_text_encoder_checkpoint_rebuilds_the_twin(sim, tmp_path_factory,
 
 @pytest.mark.parametrize("head", ["grep", "trep"])
 def test_no_language_control_has_the_heads_trainable_size_without_an_encoder(sim, tmp_path_factory, tmp_path, head):
-    from seld.train.stages import run_finetuning
+    from seld.tasks.finetune import run_finetuning
 
     pre = pretrained_checkpoint(tmp_path_factory)
     with_text = build_finetune_task(finetune_config(sim, tmp_path / "a", pre, "bert", head), None)

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from seld import cli
+from seld.checkpoint import load_checkpoint
 from seld.locks import LOCK_FILE, FolderLockedError
-from seld.train.checkpoint import load_checkpoint
-from seld.train.engine import TrainConfig, Trainer
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.scripts import child_pythonpath
 from tests.train.toy import ToyDataset, ToyTask
 
@@ -66,7 +67,8 @@ def test_a_second_run_on_a_training_folder_stops_naming_the_first(sim, tmp_path,
 _TOY_HOLDER = """
 import sys, time
 from pathlib import Path
-from seld.train.engine import TrainConfig, Trainer
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.train.toy import ToyDataset, ToyTask
 
 cfg = TrainConfig(out_dir=sys.argv[1], epochs=1, batch_size=4, lr=1e-2, num_workers=0, device="cpu", progress=False,

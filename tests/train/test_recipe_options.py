@@ -6,9 +6,11 @@ import dataclasses
 
 import torch
 
+from seld.tasks.finetune import FinetuneConfig, build_finetune_task
+from seld.tasks.loading import load_task
+from seld.tasks.runner import data_record
 from seld.train.data import build_dataset
 from seld.train.engine import Trainer, seed_everything
-from seld.train.stages import FinetuneConfig, build_finetune_task, data_record, load_task
 from tests.train.conftest import finetune_config, pretrained_checkpoint
 
 
@@ -82,7 +84,7 @@ def test_train_templates_restrict_the_training_draws(sim, tmp_path_factory, tmp_
 
 
 def test_take_frames_picks_each_clips_own_frames():
-    from seld.train.stages import take_frames
+    from seld.tasks.finetune_task import take_frames
 
     x = torch.arange(2 * 5 * 3).reshape(2, 5, 3)
     frames = torch.tensor([[0, 4], [1, 2]])
@@ -95,7 +97,7 @@ def test_train_frames_subsample_the_text_encoder_frames_in_training_only(sim, tm
     import pytest
 
     from seld.losses import adpit_loss
-    from seld.train.stages import take_frames
+    from seld.tasks.finetune_task import take_frames
 
     cfg = finetune_config(sim, tmp_path / "ft", pretrained_checkpoint(tmp_path_factory), "bert", "grep")
     cfg = dataclasses.replace(cfg, train_frames=3)

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from seld.checkpoint import load_checkpoint
 from seld.config import read_config_file
-from seld.train.checkpoint import load_checkpoint
-from seld.train.engine import SchedulerConfig, TrainConfig, Trainer, build_optimizer, lr_factor
+from seld.train.config import SchedulerConfig, TrainConfig
+from seld.train.engine import Trainer
+from seld.train.optim import build_optimizer, lr_factor
 from tests.train.toy import ToyDataset, ToyTask
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +138,7 @@ PAPER_FINETUNE = ["BEATs-BERT-GREP", "BEATs-BERT-TREP", "BEATs-CLIP-GREP", "BEAT
 @pytest.mark.parametrize("path", [f"configs/{n}.yml" for n in PAPER_FINETUNE] + ["finetuning/config.yml"])
 def test_finetuning_configs_carry_the_authors_recipe(path):
     from seld.config import load_config
-    from seld.train.stages import FinetuneConfig
+    from seld.tasks.finetune import FinetuneConfig
 
     cfg = load_config(ROOT / path, FinetuneConfig)
     t = cfg.train
@@ -148,7 +150,7 @@ def test_finetuning_configs_carry_the_authors_recipe(path):
 @pytest.mark.parametrize("path", ["configs/pretrain_rcc.yml", "configs/pretrain_beats.yml", "pretraining/config.yml"])
 def test_pretraining_configs_carry_the_recipe(path):
     from seld.config import load_config
-    from seld.train.stages import PretrainConfig
+    from seld.tasks.pretrain import PretrainConfig
 
     t = load_config(ROOT / path, PretrainConfig).train
     assert (t.optimizer, t.lr, t.batch_size, t.weight_decay, t.grad_clip_norm) == ("adam", 1e-4, 8, 1e-4, 5.0)

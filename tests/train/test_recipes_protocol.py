@@ -12,10 +12,11 @@ import yaml
 from seld.config import load_config, to_dict
 from seld.constants import SYNTH_TEST_SPLIT, SYNTH_TRAIN_SPLIT
 from seld.errors import ConfigError
+from seld.tasks.loading import load_task
+from seld.tasks.pretrain import PretrainConfig, run_pretraining
 from seld.train.data import (
     ValFromTrainConfig, build_dataset, build_stage_datasets, clip_ids_of, make_validator, room_of, split_by_room,
 )
-from seld.train.stages import PretrainConfig, load_task, run_pretraining
 from tests.train.conftest import pretrain_config, single_thread, small_tokenizer
 
 

@@ -12,9 +12,10 @@ from torch.utils.data import default_collate
 from seld.constants import SYNTH_TRAIN_SPLIT
 from seld.errors import ConfigError
 from seld.models.heads import HeadConfig
-from seld.train import stages
+from seld.tasks.finetune import _pretrained_parts, run_finetuning
+from seld.tasks.loading import load_task
 from seld.train.data import build_dataset
-from seld.train.stages import _pretrained_parts, load_task, run_finetuning
+from seld.train.engine import Trainer
 from tests.train.conftest import finetune_config, pretrained_checkpoint
 
 
@@ -34,7 +35,7 @@ def _eval_batch(cfg):
 def test_a_new_residual_run_starts_exactly_at_its_tokenizer(sim, tmp_path_factory, tmp_path, monkeypatch, head):
     pre = pretrained_checkpoint(tmp_path_factory)
     cfg = _residual_config(sim, tmp_path / "ft", pre, head, epochs=1)
-    monkeypatch.setattr(stages.Trainer, "fit", lambda self: [])  # stop before the first step
+    monkeypatch.setattr(Trainer, "fit", lambda self: [])  # stop before the first step
     task = run_finetuning(cfg).task.eval()
     _, pre_model = _pretrained_parts(str(pre))
     pre_model.eval()
@@ -101,8 +102,9 @@ def test_tokenizer_lr_zero_freezes_it_and_trains_the_head_exactly_as_gradients_a
     computed before the text head; the run is the same, bit for bit, as one that back-propagates into
     them and steps them at a learning rate of 0 (what the benchmark ran before), BatchNorm statistics
     included."""
-    from seld.train.engine import Trainer, seed_everything
-    from seld.train.stages import build_finetune_task, data_record
+    from seld.tasks.finetune import build_finetune_task
+    from seld.tasks.runner import data_record
+    from seld.train.engine import seed_everything
 
     pre = pretrained_checkpoint(tmp_path_factory)
     states, grads = [], []
@@ -148,7 +150,7 @@ def test_tokenizer_lr_zero_freezes_it_and_trains_the_head_exactly_as_gradients_a
 def test_a_frozen_tokenizer_without_the_adpit_loss_or_a_negative_rate_is_named(tmp_path):
     from seld.config import from_dict
     from seld.errors import ConfigError as Err
-    from seld.train.stages import FinetuneConfig
+    from seld.tasks.finetune import FinetuneConfig
 
     base = {"model": {"pretrained": str(tmp_path / "pre.pt")}, "tokenizer_lr": 0.0}
     assert from_dict(FinetuneConfig, base, source="ft.yml").tokenizer_lr == 0.0
@@ -162,8 +164,9 @@ def test_resuming_a_run_whose_optimiser_had_other_groups_names_both(sim, tmp_pat
     """A last.pt written while the tokenizer was in the optimiser (gradients at lr 0, as before it was
     frozen) cannot give its optimiser state to a frozen run: a clear error, not torch's."""
     from seld.errors import CheckpointError
-    from seld.train.engine import Trainer, seed_everything
-    from seld.train.stages import build_finetune_task, data_record
+    from seld.tasks.finetune import build_finetune_task
+    from seld.tasks.runner import data_record
+    from seld.train.engine import seed_everything
 
     pre = pretrained_checkpoint(tmp_path_factory)
     cfg = _residual_config(sim, tmp_path / "ft", pre, "grep", max_steps=1, resume="auto")

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from seld.config_diff import config_differences
 from seld.errors import ConfigError
-from seld.train.engine import TrainConfig, Trainer, config_differences
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from tests.train.toy import ToyDataset, ToyTask
 
 

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from seld.train import checkpoint as ck
+from seld import checkpoint as ck
 
 
 def _draws() -> tuple[float, float, float]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seld.train.checkpoint import load_checkpoint
+from seld.checkpoint import load_checkpoint
 from tests.scripts import child_pythonpath
 from tests.train.conftest import SimSet
 

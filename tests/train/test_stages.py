@@ -15,24 +15,19 @@ import torch
 import yaml
 from torch.utils.data import default_collate
 
+from seld.checkpoint import load_checkpoint
 from seld.cli import main
 from seld.config import load_config, to_dict
 from seld.constants import SYNTH_TEST_SPLIT, SYNTH_TRAIN_SPLIT
 from seld.errors import CheckpointError, ConfigError, DataError
 from seld.models.text_encoders import TextEncoderConfig
-from seld.train.checkpoint import load_checkpoint
+from seld.tasks.finetune import build_finetune_task, run_finetuning
+from seld.tasks.finetune_task import FinetuneTask
+from seld.tasks.loading import load_task
+from seld.tasks.pretrain import PretrainConfig, build_pretrain_task, run_pretraining
+from seld.tasks.runner import data_record
 from seld.train.data import build_dataset
 from seld.train.engine import Trainer, seed_everything
-from seld.train.stages import (
-    FinetuneTask,
-    PretrainConfig,
-    build_finetune_task,
-    build_pretrain_task,
-    data_record,
-    load_task,
-    run_finetuning,
-    run_pretraining,
-)
 from tests.models.tiny import EMBED_DIM, tiny_beats_encoder, tiny_tokenizer
 from tests.train.conftest import (
     MINILM_WIDTH,
@@ -438,7 +433,7 @@ def test_embed_dim_mismatch_is_a_config_error(sim, tmp_path_factory, tmp_path):
 
 def test_clip_architecture_only_keeps_quickgelu_of_the_openai_tag():
     from seld.models.text_encoders import TextEncoderConfig
-    from seld.train.stages import architecture_only
+    from seld.tasks.finetune import architecture_only
 
     openai = architecture_only(TextEncoderConfig(kind="clip", name="ViT-B-16", pretrained="openai", path="/x.pt"))
     assert (openai.quick_gelu, openai.pretrained, openai.path) == (True, None, None)

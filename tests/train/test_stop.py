@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from seld import cli
+from seld.checkpoint import load_checkpoint
+from seld.tasks import STAGES
 from seld.train import stopping
-from seld.train.checkpoint import load_checkpoint
-from seld.train.engine import TrainConfig, Trainer
+from seld.train.config import TrainConfig
+from seld.train.engine import Trainer
 from seld.train.stopping import EXIT_INTERRUPTED, EXIT_REQUEUE, StopReason, TrainingInterrupted, TrainingPreempted
 from tests.scripts import child_pythonpath
 from tests.train.toy import ToyDataset, ToyTask
@@ -167,7 +169,7 @@ def test_stale_temp_files_are_removed_at_start_up(tmp_path):
 
 
 def test_cli_turns_stops_into_one_line_and_exit_codes(monkeypatch, capsys):
-    import seld.commands.pretrain as pretrain
+    import seld.commands.train as train_command  # every training command runs through it
 
     def preempted(args):
         raise TrainingPreempted("stopped by SIGUSR1 at epoch 2/3, step 2/4 (global step 6); x/last.pt is at step 6")
@@ -175,11 +177,11 @@ def test_cli_turns_stops_into_one_line_and_exit_codes(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pretrain, "run", preempted)
+    monkeypatch.setattr(train_command, "run", preempted)
     assert cli.main(["pretrain"]) == EXIT_REQUEUE == 75
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seld pretrain: stopped by SIGUSR1") and "requeue" in err[0]
-    monkeypatch.setattr(pretrain, "run", interrupted)
+    monkeypatch.setattr(train_command, "run", interrupted)
     assert cli.main(["pretrain"]) == EXIT_INTERRUPTED == 130
     assert capsys.readouterr().err.strip().splitlines() == ["seld pretrain: interrupted"]
 
@@ -187,18 +189,16 @@ def test_cli_turns_stops_into_one_line_and_exit_codes(monkeypatch, capsys):
 @pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
 @pytest.mark.parametrize("command", ["pretrain", "finetune", "baseline"])
 def test_preemption_signal_before_training_exits_with_the_requeue_status(command, signum, monkeypatch, capsys):
-    import importlib
+    import seld.commands.train as train_command
 
-    from seld.commands._common import STAGE_COMMANDS
-
-    assert command in STAGE_COMMANDS and command in cli.TRAINING_COMMANDS  # one table
+    assert command in STAGES  # a training command because it is a stage of the one table
 
     def loading(args):  # e.g. still reading the features when SLURM's warning arrives
         signal.raise_signal(signum)
         raise AssertionError("not reached")
 
     before = signal.getsignal(signum)
-    monkeypatch.setattr(importlib.import_module(f"seld.commands.{command}"), "run", loading)
+    monkeypatch.setattr(train_command, "run", loading)
     assert cli.main([command]) == EXIT_REQUEUE
     assert f"stopped by {signum.name} outside training" in capsys.readouterr().err
     assert signal.getsignal(signum) is before  # main() puts the handlers back
@@ -206,27 +206,28 @@ def test_preemption_signal_before_training_exits_with_the_requeue_status(command
 
 _SLOW_START = """
 import sys, time
-import seld.commands.baseline as baseline
+import seld.commands.train as train_command
 from seld import cli
 
 def starting(args):  # start-up that takes a while (reading features, building the model)
     print("starting", flush=True)
     time.sleep(60)
 
-baseline.run = starting
-sys.exit(cli.main(["baseline"]))
+train_command.run = starting
+sys.exit(cli.main([sys.argv[1]]))
 """
 
 
-def test_sigterm_to_seld_baseline_during_start_up_exits_with_the_requeue_status():
+@pytest.mark.parametrize("command", list(STAGES))
+def test_sigterm_to_a_training_command_during_start_up_exits_with_the_requeue_status(command):
     # before: killed by the signal (exit 143, 138 for SIGUSR1) without a word, so never requeued
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_START], env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_START, command], env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "starting"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_REQUEUE == 75, err
-    assert err.strip() == "seld baseline: stopped by SIGTERM outside training (nothing new to save) (exit 75: requeue)"
+    assert err.strip() == f"seld {command}: stopped by SIGTERM outside training (nothing new to save) (exit 75: requeue)"
 
 
 def _worker(*args: object, launcher: list[str] | None = None) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from seld.accdoa import activate_output
-from seld.train.engine import SeldTask, StepOutput
+from seld.tasks.base import SeldTask, StepOutput
 
 
 class ToyDataset(Dataset):

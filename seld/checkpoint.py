@@ -131,3 +131,19 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
             f"missing keys: {result.missing_keys[:20]}{' ...' if len(result.missing_keys) > 20 else ''}; "
             f"unexpected keys: {result.unexpected_keys[:20]}{' ...' if len(result.unexpected_keys) > 20 else ''}"
         )
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], source: Any) -> None:
+    """``optimizer.load_state_dict`` with an error naming both group layouts when they differ (what
+    trains changed between the run that wrote ``state``, read from ``source``, and this one)."""
+    try:
+        optimizer.load_state_dict(state)
+    except ValueError as err:  # torch: different groups or group sizes
+        def shape(groups: list[dict[str, Any]]) -> str:
+            return ", ".join(f"{g.get('name', i)} ({len(g['params'])} tensors)" for i, g in enumerate(groups))
+
+        raise CheckpointError(
+            f"{source}: its optimiser state does not fit this run: checkpoint groups {shape(state['param_groups'])}, "
+            f"this run {shape(optimizer.param_groups)} (what trains changed: a part frozen or "
+            f"unfrozen by the stage's settings); resume it with the settings that made it, or "
+            f"start a new run (train.resume: never, or another out_dir)") from err
