@@ -277,7 +277,7 @@ class _Payload:
 
 
 def test_a_file_that_needs_unpickling_runs_nothing_unless_trusted(tmp_path):
-    # README: no pickle, except the opt-in tokenizer.beats.trust_checkpoint, which runs the file's code
+    # docs/pretraining.md: no pickle, except the opt-in tokenizer.beats.trust_checkpoint, which runs the file's code
     model = _tiny_model()
     path = tmp_path / "pickled.pt"
     torch.save({"cfg": model.cfg.to_dict(), "model": model.state_dict(), "extra": _Payload()}, path)
