@@ -14,7 +14,7 @@ from seld.data.metadata import Event
 from seld.data.targets import build_adpit_target
 from seld.decoding import target_to_output
 from seld.embeddings import EmbeddingIndex
-from seld.errors import DataError
+from seld.errors import ConfigError, DataError
 from seld.io_utils import file_sha256
 from seld.models.text_encoders import TextEncoderConfig, build_text_encoder, tiny_text_encoder_config
 from seld.query import (
@@ -112,6 +112,10 @@ def test_class_step_reads_minilm_with_its_declared_mean_pooling(minilm, tmp_path
     assert declared_pooling(str(tmp_path / "max")) is None and declared_pooling(str(tmp_path)) is None
     tiny = build_text_encoder(tiny_text_encoder_config("bert"))  # no folder: its configured pooling
     assert tiny.sentence_pooling == tiny.pooling == "token"
+    # the no-language control has no sentences to match: the named error, not a signature mismatch
+    none = build_text_encoder(TextEncoderConfig(kind="none", model_config={"width": 8}))
+    with pytest.raises(ConfigError, match="embeds no sentences"):
+        class_embedder(none)(["where is the door?"])
 
 
 # ----------------------------------------------------------------------------- retrieval

@@ -599,7 +599,7 @@ class NoLanguageEncoder(FrozenTextEncoder):
     def forward_injected(self, batch: TemplateBatch, tokens: torch.Tensor) -> EncoderOutput:
         return EncoderOutput(pooled=tokens.mean(dim=-2), hidden=tokens, slot_hidden=tokens)
 
-    def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
+    def encode_text(self, sentences: Sequence[str], pooling: Optional[str] = None) -> torch.Tensor:
         raise ConfigError("text encoder kind 'none' (no language) embeds no sentences: set loss.embed_weight 0")
 
 
@@ -676,7 +676,9 @@ class GroundTruthCache:
             return torch.empty(0, self.encoder.out_dim, device=device or self.encoder.device)
         missing = list(dict.fromkeys(s for s in sentences if s not in self._store))
         if missing:
-            pooled = self.encoder.encode_text(missing, self.pooling).detach().float().cpu()
+            texts = self.encoder.encode_text(missing) if self.pooling is None else \
+                self.encoder.encode_text(missing, pooling=self.pooling)
+            pooled = texts.detach().float().cpu()
             self.num_encoded += len(missing)
             for sentence, row in zip(missing, pooled):
                 self._store[sentence] = row.clone()
