@@ -14,6 +14,7 @@ from torch import nn
 
 from seld.data.dataset import StreamConfig, source_view_batches
 from seld.errors import ConfigError
+from seld.losses import adpit_loss
 from seld.models.tokenizer import TokenizerConfig
 
 
@@ -59,6 +60,21 @@ class SeldTask(nn.Module):
     def checkpoint_extras(self) -> dict[str, Any]:
         """Plain data saved with the model (its config, class name) so it loads without the YAML."""
         return {}
+
+
+class AdpitTask(SeldTask):
+    """A task trained by ADPIT alone on its own ``predict`` output (pre-training, the baseline), whose
+    checkpoint record is the ``_extras`` its builder set."""
+
+    _extras: dict[str, Any]
+
+    def step(self, batch: dict[str, Any]) -> StepOutput:
+        out = self.predict(batch["src"], batch["doa"], batch["dist"])
+        loss = adpit_loss(out.float(), batch["target"])
+        return StepOutput(loss=loss, output=out, logs={"adpit": float(loss.detach())})
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return self._extras
 
 
 def apply_stream_channels(tok: TokenizerConfig, streams: StreamConfig) -> TokenizerConfig:

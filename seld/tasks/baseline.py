@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from seld.config import from_dict, to_dict
-from seld.losses import adpit_loss
 from seld.metrics import MetricConfig
 from seld.models.seldnet import SeldNet, SeldnetConfig
 from seld.tasks import StageParts
-from seld.tasks.base import SeldTask, StepOutput
+from seld.tasks.base import AdpitTask
 from seld.train.config import TrainConfig
 from seld.train.data import DataConfig
 
@@ -46,7 +45,7 @@ class BaselineConfig:
     metrics: MetricConfig = field(default_factory=MetricConfig)
 
 
-class BaselineTask(SeldTask):
+class BaselineTask(AdpitTask):
     """SeldNet on the stacked input streams; loss = ADPIT."""
 
     def __init__(self, model: SeldNet, inputs: list[str], extras: dict[str, Any]):
@@ -59,14 +58,6 @@ class BaselineTask(SeldTask):
         """Activated multi-ACCDOA output ``(batch, frames, 117)``."""
         streams = {"src": src, "doa": doa, "dist": dist}
         return self.model(torch.cat([streams[s] for s in self.inputs], dim=1))
-
-    def step(self, batch: dict[str, Any]) -> StepOutput:
-        out = self.predict(batch["src"], batch["doa"], batch["dist"])
-        loss = adpit_loss(out.float(), batch["target"])
-        return StepOutput(loss=loss, output=out, logs={"adpit": float(loss.detach())})
-
-    def checkpoint_extras(self) -> dict[str, Any]:
-        return self._extras
 
 
 def build_baseline_task(cfg: BaselineConfig, record: dict[str, Any] | None = None) -> BaselineTask:

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from seld.config import from_dict, to_dict
-from seld.losses import adpit_loss
 from seld.metrics import MetricConfig
 from seld.models.pretrain import ModelConfig, PretrainModel
 from seld.tasks import StageParts
-from seld.tasks.base import SeldTask, StepOutput, apply_stream_channels
+from seld.tasks.base import AdpitTask, apply_stream_channels
 from seld.train.config import TrainConfig
 from seld.train.data import DataConfig
 
@@ -29,7 +28,7 @@ class PretrainConfig:
     metrics: MetricConfig = field(default_factory=MetricConfig)
 
 
-class PretrainTask(SeldTask):
+class PretrainTask(AdpitTask):
     """Tokenizer + pre-training head; loss = ADPIT."""
 
     def __init__(self, model: PretrainModel, extras: dict[str, Any]):
@@ -40,14 +39,6 @@ class PretrainTask(SeldTask):
     def predict(self, src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
         """Activated multi-ACCDOA output ``(batch, frames, 117)``."""
         return self.model(src, doa, dist)
-
-    def step(self, batch: dict[str, Any]) -> StepOutput:
-        out = self.model(batch["src"], batch["doa"], batch["dist"])
-        loss = adpit_loss(out.float(), batch["target"])
-        return StepOutput(loss=loss, output=out, logs={"adpit": float(loss.detach())})
-
-    def checkpoint_extras(self) -> dict[str, Any]:
-        return self._extras
 
 
 def build_pretrain_task(cfg: PretrainConfig, record: dict[str, Any] | None = None) -> PretrainTask:
