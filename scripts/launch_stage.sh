@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Shared body of pretrain_sbatch.sh / finetune_sbatch.sh (sourced; expects STAGE and DEFAULT_CONFIG),
+# Shared body of pretrain_sbatch.sh / finetune_sbatch.sh / train_sbatch.sh (sourced; expects STAGE, a
+# name of seld.tasks.STAGES, and DEFAULT_CONFIG),
 # and the per-node task those scripts start under SLURM (`launch_stage.sh --node-task STAGE CONFIG ...`).
 #
 # Three ways it runs:
@@ -35,8 +36,14 @@ PY="${PYTHON:-}"
 if [[ -z "$PY" ]]; then
   if [[ -x .venv/bin/python ]]; then PY="$REPO/.venv/bin/python"; else PY=python3; fi
 fi
+# the stage must be an entry of seld.tasks.STAGES (that module imports no torch: this costs ~0.1 s)
+if ! "$PY" -c 'import sys; from seld.tasks import STAGES
+if sys.argv[1] not in STAGES:
+    sys.exit("error: unknown training stage %r; valid stages: %s (seld.tasks.STAGES)" % (sys.argv[1], ", ".join(STAGES)))' "$STAGE"; then
+  exit 2
+fi
 if [[ ! -f "$CONFIG" ]]; then
-  echo "error: config file not found: $CONFIG" >&2
+  echo "error: config file not found: ${CONFIG:-(none given)}" >&2
   exit 2
 fi
 

@@ -65,8 +65,22 @@ def test_sbatch_scripts_run_with_plain_bash(script, stage):
     assert missing.returncode == 2 and "config file not found: nope.yml" in missing.stderr
 
 
+def test_train_sbatch_runs_any_stage_of_the_table():
+    res = subprocess.run(["bash", "train_sbatch.sh", "baseline", "configs/baseline_seldnet.yml", "--print-config"],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "textseld baseline: config=configs/baseline_seldnet.yml processes=1" in res.stdout
+    assert "model:" in res.stdout and "rnn_size: 128" in res.stdout  # the baseline CRNN's resolved config
+    unknown = subprocess.run(["bash", "train_sbatch.sh", "pretraining", "configs/pretrain_rcc.yml"],
+                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2
+    assert "unknown training stage 'pretraining'; valid stages: pretrain, finetune, baseline" in unknown.stderr
+    usage = subprocess.run(["bash", "train_sbatch.sh", "baseline"], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage: train_sbatch.sh STAGE CONFIG" in usage.stderr
+
+
 def test_sbatch_headers_request_resources():
-    for script in ("pretrain_sbatch.sh", "finetune_sbatch.sh"):
+    for script in ("pretrain_sbatch.sh", "finetune_sbatch.sh", "train_sbatch.sh"):
         head = (ROOT / script).read_text()
         for key in ("--job-name", "--nodes=1", "--gres=gpu", "--cpus-per-task", "--time", "--output"):
             assert f"#SBATCH {key}" in head, (script, key)

@@ -99,6 +99,21 @@ def test_sbatch_pretrain_and_finetune_complete_with_checkpoints(slurm, sim, tmp_
     assert load_checkpoint(tmp_path / "ft" / "checkpoints" / "last.pt")["progress"]["epoch"] == 1
 
 
+def test_sbatch_train_script_runs_the_baseline_stage(slurm, sim, tmp_path):
+    run = _sbatch_wait(slurm, "train_sbatch.sh", tmp_path / "base.log", [
+        "baseline", "configs/baseline_seldnet.yml", f"data.features_dir={sim.features}",
+        "data.train_splits=[dev-train-synth]", "data.val_splits=[]", f"train.out_dir={tmp_path / 'base'}",
+        "train.epochs=1", "train.batch_size=4", "train.progress=false", "train.tensorboard=false",
+    ])
+    log = (tmp_path / "base.log").read_text()
+    assert run.returncode == 0, run.stderr + log
+    job = _job(slurm, run.stdout.strip().split(";")[0])
+    assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", (job, log)
+    assert "textseld baseline: job" in log and "epoch 1/1" in log
+    ckpt = load_checkpoint(tmp_path / "base" / "checkpoints" / "last.pt")
+    assert ckpt["task"]["stage"] == "baseline" and ckpt["progress"]["epoch"] == 1
+
+
 def test_scancel_usr1_requeues_and_the_job_resumes_bit_exactly(slurm, sim, tmp_path):
     # 12 clips, batch 1: 12 steps per epoch, so the signal almost surely lands mid-epoch
     extra = ["train.epochs=3", "train.batch_size=1"]
