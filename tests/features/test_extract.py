@@ -14,8 +14,9 @@ from seld.data import h5schema
 from seld.data.audio import load_stereo
 from seld.data.metadata import read_metadata_csv
 from seld.data.targets import build_adpit_target
+from seld.features.clip_files import clip_file, clip_file_problem, is_complete
 from seld.features.config import FeatureConfig
-from seld.features.extract import clip_file, clip_file_problem, compute_clip_features, extract_features, is_complete
+from seld.features.extract import compute_clip_features, extract_features
 from tests.features.simdata import write_dataset
 from tests.train.conftest import torch_threads
 
@@ -270,10 +271,10 @@ def test_second_extraction_on_a_locked_folder_stops_naming_the_holder(dataset, c
 
 _POOL_PARENT = """
 import multiprocessing, os, time
-from seld.features.extract import _worker_init
+from seld.features.workers import worker_init
 if __name__ == "__main__":
     ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(1, initializer=_worker_init, initargs=(os.getpid(),))
+    pool = ctx.Pool(1, initializer=worker_init, initargs=(os.getpid(),))
     worker = pool.apply(os.getpid)
     pool.apply_async(time.sleep, (120,))
     print(worker, flush=True)
