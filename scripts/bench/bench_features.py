@@ -156,7 +156,7 @@ def write_fake_split(cfg: FeatureConfig, split: str, count: int) -> None:
     """``count`` per-clip files of random features (merging only reads them)."""
     from seld.constants import LABEL_FRAMES, NUM_CLASSES, NUM_DUMMY_TRACKS, NUM_TARGET_VALUES
     from seld.data.layout import Clip
-    from seld.features.extract import clip_file, expected_frames, write_clip_file
+    from seld.features.clip_files import clip_file, expected_frames, write_clip_file
 
     frames, _ = expected_frames(cfg)
     rng = np.random.default_rng(0)

@@ -1,19 +1,16 @@
 """Feature extraction of whole dataset splits to one HDF5 file per clip (spec section 4).
 
-Per-clip file ``<output_dir>/clips/<split>/<clip_id>.h5``, laid out as :mod:`seld.data.h5schema`
-defines (one float32 ``(T, n_mels)`` dataset per channel, the ADPIT target, the clip's attributes).
-
-A file is "complete and valid" when it opens, is of this format version, has every configured
-channel with the expected shape and dtype, the target, matching ``feature_params`` and
-``complete``; a rerun skips such clips and recomputes all others (those of another format version
-or other feature settings too). Files are written to a temporary name and renamed, so a crash
-never leaves a half-written file under the final name.
+The features of a batch of clips (:func:`compute_batch_features`, also what inference uses) and
+the run over a dataset: one per-clip file each (:mod:`seld.features.clip_files`: its path, settings,
+validity and writer); a rerun skips the clips whose file is complete and valid and recomputes all
+others (those of another format version or other feature settings too).
 
 The run holds an exclusive lock on ``<output_dir>`` (:mod:`seld.locks`: file ``.seld.lock``, naming
 its holder): a second run into the same folder stops at once with a message naming the holder; the
 lock goes with the process that holds it (also when it is killed).
-Worker processes exit by themselves when their parent process dies; a worker that dies stops the
-run with :class:`WorkerDiedError` saying how it ended (instead of waiting for its lost clips).
+Worker processes (:mod:`seld.features.workers`) exit by themselves when their parent process dies;
+a worker that dies stops the run with :class:`~seld.features.workers.WorkerDiedError` saying how it
+ended and naming the clips not computed (instead of waiting for them).
 ``<output_dir>/config.yml`` is written only once the run has produced (or found) a valid clip file,
 so a run that fails at start-up or on every clip leaves none behind. Clips whose audio is digital silence while their
 CSV lists events, or that have one silent channel, are computed but reported in
@@ -21,12 +18,8 @@ CSV lists events, or that have one silent channel, are computed but reported in
 """
 from __future__ import annotations
 
-import json
-import multiprocessing
 import os
 import sys
-import threading
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,20 +27,18 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from seld.config import save_config, to_dict
+from seld.config import save_config
 from seld.data import h5schema
 from seld.data.layout import Clip, discover_clips
-from seld.errors import ConfigError, DataError, SeldError
-from seld.features.channels import FeatureContext, compute_channels, needs_wpe, resolve_channels
-from seld.features.config import FeatureConfig, num_label_frames
+from seld.errors import ConfigError, DataError
+from seld.features.channels import FeatureContext, compute_channels, needs_wpe
+from seld.features.clip_files import clip_file, expected_frames, is_complete, write_clip_file
+from seld.features.config import FeatureConfig
 from seld.features.stft import num_feature_frames, pad_to_label_frames
-from seld.io_utils import atomic_path
+from seld.features.workers import in_worker_processes, spawn_cannot_import_main
 from seld.locks import FolderLock, FolderLockedError  # noqa: F401 - FolderLockedError: raised by output_lock
 
-CLIPS_DIR = "clips"
 CONFIG_FILE = "config.yml"
-PARENT_CHECK_S = 0.5
-"""How often a worker process checks that its parent is still alive (seconds)."""
 
 
 @dataclass
@@ -186,69 +177,6 @@ def compute_clip_features(
     return {k: v[0] for k, v in compute_batch_features(audio[None], channels, cfg, device).items()}
 
 
-# --------------------------------------------------------------------------------------------
-# Per-clip files
-
-
-def clip_file(output_dir: str | os.PathLike[str], split: str, clip_id: str) -> Path:
-    """Path of a clip's feature file: ``<output_dir>/clips/<split>/<clip_id>.h5``."""
-    return Path(output_dir) / CLIPS_DIR / split / f"{clip_id}.h5"
-
-
-def feature_params(cfg: FeatureConfig) -> str:
-    """JSON of every setting the stored numbers depend on (compared when resuming)."""
-    params = {
-        "stft": to_dict(cfg.stft),
-        "mel": to_dict(cfg.mel),
-        "peak_normalize": cfg.peak_normalize,
-        "sample_rate": cfg.audio.sample_rate,
-    }
-    if needs_wpe(cfg.channels):
-        params["wpe"] = to_dict(cfg.wpe)
-    return json.dumps(params, sort_keys=True)
-
-
-def expected_frames(cfg: FeatureConfig) -> tuple[int, int]:
-    """(feature frames, label frames) of one clip of ``cfg.audio.clip_samples`` samples."""
-    if cfg.audio.clip_samples <= 0:
-        raise ConfigError(
-            "audio.clip_samples must be > 0 for extraction to HDF5 (every clip needs the same length); "
-            "use audio.pad_or_trim to fix clips of other lengths"
-        )
-    sr = cfg.audio.sample_rate
-    return num_feature_frames(cfg.audio.clip_samples, cfg.stft.hop_length, sr), num_label_frames(
-        cfg.audio.clip_samples, sr
-    )
-
-
-def clip_file_problem(path: str | os.PathLike[str], cfg: FeatureConfig) -> str | None:
-    """Why ``path`` is not a complete, valid clip file for ``cfg`` (see :func:`seld.data.h5schema.clip_problem`:
-    another format version, incomplete, other feature settings, a channel missing), or None."""
-    frames, label_frames = expected_frames(cfg)
-    return h5schema.clip_problem(path, cfg.channels, (frames, cfg.mel.n_mels), label_frames, feature_params(cfg))
-
-
-def is_complete(path: str | os.PathLike[str], cfg: FeatureConfig) -> bool:
-    """Whether ``path`` is a complete, valid clip file for ``cfg`` (a rerun skips it, else recomputes it)."""
-    return clip_file_problem(path, cfg) is None
-
-
-def write_clip_file(
-    path: str | os.PathLike[str],
-    clip: Clip,
-    features: dict[str, np.ndarray],
-    target: np.ndarray,
-    cfg: FeatureConfig,
-) -> Path:
-    """Write one clip's features and target atomically (:func:`seld.data.h5schema.write_clip`)."""
-    p = Path(path)
-    with atomic_path(p) as tmp:
-        h5schema.write_clip(tmp, cfg.channels, features, target, clip_id=clip.clip_id, split=clip.split,
-                            audio_path=str(clip.wav_path), has_labels=clip.csv_path is not None,
-                            feature_params=feature_params(cfg))
-    return p
-
-
 def _load_target(clip: Clip, label_frames: int) -> np.ndarray:
     from seld.data.metadata import read_metadata_csv
     from seld.data.targets import build_adpit_target
@@ -345,39 +273,6 @@ def silence_warnings(clip: Clip) -> list[str]:
     return []
 
 
-def _exit_when_parent_dies(parent_pid: int, interval_s: float = PARENT_CHECK_S) -> threading.Thread:
-    """Start a daemon thread that ends this process as soon as ``parent_pid`` is no longer its parent.
-
-    A killed parent (even by SIGKILL) would otherwise leave the workers computing and writing
-    files; when the parent dies the worker is re-parented, so ``os.getppid()`` changes.
-    """
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(1)
-            time.sleep(interval_s)
-
-    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
-    thread.start()
-    return thread
-
-
-def _worker_init(parent_pid: int | None = None) -> None:
-    """One thread per worker process (the workers are the parallelism); exit with the parent."""
-    import torch
-
-    if parent_pid is not None:
-        _exit_when_parent_dies(parent_pid)
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1)
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def _worker_task(args: tuple[FeatureConfig, list[Clip]]) -> tuple[list[_Outcome], list[tuple[str, str]]]:
     """Outcomes of one batch of clips and the silence warnings of the clips computed."""
     cfg, clips = args
@@ -385,6 +280,15 @@ def _worker_task(args: tuple[FeatureConfig, list[Clip]]) -> tuple[list[_Outcome]
     done = {clip_id for clip_id, status, _ in outcomes if status == "done"}
     warnings = [(c.clip_id, w) for c in clips if c.clip_id in done for w in silence_warnings(c)]
     return outcomes, warnings
+
+
+def _worker_died_message(how: str, lost: list[tuple[FeatureConfig, list[Clip]]]) -> str:
+    """The WorkerDiedError text: how the worker ended, the clips not computed, what a rerun does."""
+    ids = sorted(c.clip_id for _, clips in lost for c in clips)
+    shown = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+    return (f"a feature worker process {how}; {len(ids)} clip(s) were not computed ({shown}); the clip files "
+            "written so far are kept (a rerun skips them); with workers: 1 the clips run in this process, where an "
+            "error shows")
 
 
 def output_lock(out_dir: str | os.PathLike[str], create: bool = True) -> FolderLock:
@@ -397,73 +301,6 @@ def output_lock(out_dir: str | os.PathLike[str], create: bool = True) -> FolderL
     return FolderLock(out_dir, "seld features", create=create)
 
 
-class WorkerDiedError(SeldError):
-    """A feature worker process ended without a result (killed, or crashed in native code)."""
-
-
-def _in_worker_processes(tasks: list[tuple[FeatureConfig, list[Clip]]], workers: int) -> Iterator[
-        tuple[list[_Outcome], list[tuple[str, str]]]]:
-    """Results of ``tasks`` computed in ``workers`` "spawn" processes, as each finishes.
-
-    A pool that replaces dead workers loses their tasks and waits for them forever; this one stops:
-    a worker that dies (a signal, a crash in native code) raises :class:`WorkerDiedError` naming
-    how it ended and the clips not computed. Clip files written so far are kept (a rerun skips
-    them); the other workers are stopped.
-    """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                               initargs=(os.getpid(),))
-    processes = getattr(pool, "_processes", None)  # how a dead worker ended (CPython keeps them here)
-    pending = {pool.submit(_worker_task, task): task[1] for task in tasks}
-    try:
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                clips = pending.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    finished = [f for f in pending if f.done() and not f.cancelled() and f.exception() is None]
-                    lost = sorted(c.clip_id for batch in [clips, *(b for f, b in pending.items() if f not in finished)]
-                                  for c in batch)
-                    shown = ", ".join(lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
-                    raise WorkerDiedError(
-                        f"a feature worker process {_how_workers_ended(processes)}; {len(lost)} clip(s) were not "
-                        f"computed ({shown}); the clip files written so far are kept (a rerun skips them); with "
-                        "workers: 1 the clips run in this process, where an error shows") from None
-                yield result
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        if pending:  # stopped early (a dead worker, Ctrl-C): do not wait for the batches still running
-            for process in list((processes or {}).values()):
-                process.terminate()
-
-
-def _how_workers_ended(processes: dict | None) -> str:
-    """'was killed by SIGBUS' (or 'exited with status 3'), from the pool's worker processes."""
-    import signal
-
-    codes: list[int] = []
-    for _ in range(40):  # the pool reaps its workers in its own thread, just after it reports the break
-        codes = [p.exitcode for p in list((processes or {}).values()) if p.exitcode not in (None, 0)]
-        if codes:
-            break
-        time.sleep(0.05)
-    # the pool terminates the surviving workers (SIGTERM) once one has died: name another cause first
-    codes.sort(key=lambda c: c == -signal.SIGTERM)
-    if not codes:
-        return "ended without a result"
-    code = codes[0]
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with status {code}"
-
-
 def _chunks(items: list[Clip], size: int) -> Iterator[list[Clip]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -474,19 +311,6 @@ def _num_workers(cfg: FeatureConfig, num_tasks: int) -> int:
         return 1  # one process drives the GPU; batches are the parallelism
     workers = cfg.workers or (os.cpu_count() or 1)
     return max(1, min(workers, num_tasks))
-
-
-def spawn_cannot_import_main() -> str | None:
-    """Why "spawn" workers could not start from this process, or None when they can.
-
-    A spawned worker re-runs the parent's ``__main__`` from its file. A script read from stdin
-    (``python - < script.py``) names the file ``<stdin>``, which does not exist: every worker dies
-    while starting, the pool starts new ones forever and the parent waits forever.
-    """
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if main_file is not None and not os.path.isfile(main_file):
-        return f"the main script {main_file!r} is not a file that worker processes can import"
-    return None
 
 
 def list_clips(cfg: FeatureConfig) -> tuple[list[Clip], list[tuple[str, str]]]:
@@ -511,7 +335,8 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
     that fails at start-up or on every clip). The output folder is locked for the run (see
     :func:`output_lock`). With more than one worker the clips are computed in "spawn" worker
     processes (safe with torch and BLAS thread pools) that exit when this process dies; a worker
-    that dies raises :class:`WorkerDiedError` (see :func:`_in_worker_processes`); a calling script needs the usual ``if __name__ == "__main__":`` guard.
+    that dies raises :class:`~seld.features.workers.WorkerDiedError` naming the clips not computed; a
+    calling script needs the usual ``if __name__ == "__main__":`` guard.
     """
     from tqdm import tqdm
 
@@ -562,7 +387,7 @@ def extract_features(cfg: FeatureConfig, progress: bool = True) -> ExtractionRep
             if workers == 1:
                 consume(_worker_task(t) for t in tasks)
             else:
-                consume(_in_worker_processes(tasks, workers))
+                consume(in_worker_processes(_worker_task, tasks, workers, _worker_died_message))
         finally:
             bar.close()
     return report

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from seld.data import h5schema
 from seld.errors import DataError
+from seld.features.clip_files import CLIPS_DIR, clip_file_problem, expected_frames, feature_params
 from seld.features.config import FeatureConfig
-from seld.features.extract import CLIPS_DIR, clip_file_problem, expected_frames, feature_params
 from seld.features.normalization import NORMALIZATION_FILE, compute_normalization, save_normalization
 from seld.io_utils import atomic_path
 

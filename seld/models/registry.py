@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from seld.models.beats import BeatsSourceEncoder
+from seld.models.beats_source import BeatsSourceEncoder
 from seld.models.heads import HEADS, get_head
 from seld.models.lookup import lookup
 from seld.models.rcc import RCCEncoder

@@ -5,7 +5,8 @@ tiny text encoders are :func:`seld.models.text_encoders.tiny_text_encoder_config
 """
 from __future__ import annotations
 
-from seld.models.beats import BEATsConfig, BeatsEncoderConfig
+from seld.models.beats import BEATsConfig
+from seld.models.beats_source import BeatsEncoderConfig
 from seld.models.conformer import ConformerConfig
 from seld.models.fusion import FusionConfig
 from seld.models.rcc import RCCConfig

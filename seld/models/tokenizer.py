@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from seld.errors import ConfigError
-from seld.models.beats import BeatsEncoderConfig
+from seld.models.beats_source import BeatsEncoderConfig
 from seld.models.fusion import FusionConfig, MultiFeatureAttention
 from seld.models.projection import POOLINGS, Pooling, Projection
 from seld.models.rcc import RCCConfig, RCCEncoder

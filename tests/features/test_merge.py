@@ -11,8 +11,9 @@ import pytest
 
 from seld.data import h5schema
 from seld.errors import DataError
+from seld.features.clip_files import clip_file, feature_params
 from seld.features.config import FeatureConfig
-from seld.features.extract import clip_file, extract_features, feature_params
+from seld.features.extract import extract_features
 from seld.features.merge import merge_splits
 from seld.features.normalization import compute_normalization, load_normalization
 from tests.features.simdata import write_dataset

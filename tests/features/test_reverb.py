@@ -12,8 +12,9 @@ import torch
 from seld.config import from_dict, to_dict
 from seld.errors import ConfigError
 from seld.features.channels import FeatureContext
+from seld.features.clip_files import clip_file, feature_params, is_complete
 from seld.features.config import FeatureConfig, outdated_feature_definition
-from seld.features.extract import clip_file, compute_batch_features, extract_features, feature_params, is_complete
+from seld.features.extract import compute_batch_features, extract_features
 from tests.features.authors_distance import ROOMS, authors_distance_logmels, mid_wpe, room_clips, stft_domain_logmels
 from tests.features.simdata import write_dataset
 
