@@ -20,7 +20,7 @@ RUNS_A_MODEL = [
     "seld/inference.py", "seld/embeddings.py", "seld/query.py", "seld/query_scores.py", "seld/plots.py",
     "seld/checkpoint.py",
     *(f"seld/commands/{name}.py" for name in ("infer", "embed", "evaluate", "query")),
-    *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "seld" / "models").glob("*.py"))),
+    *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "seld" / "models").rglob("*.py"))),
     "seld/tasks/__init__.py", "seld/tasks/base.py", "seld/tasks/loading.py",
     "pretraining/models.py", "finetuning/models.py",
 ]

@@ -278,6 +278,26 @@ def test_registry_and_widths(encoders):
         build_text_encoder(TextEncoderConfig(kind="gpt"))
 
 
+def test_one_kind_table_and_one_unknown_kind_error():
+    """The kinds the config accepts are the registered classes, seld.models.registry shows the same
+    table, and a wrong kind gets the same error from the config, the builder and the tiny configs."""
+    from seld.models import registry
+    from seld.models.text_encoders import DEFAULT_NAMES, get_text_encoder
+
+    assert set(DEFAULT_NAMES) == set(TEXT_ENCODERS) and registry.TEXT_ENCODERS is TEXT_ENCODERS
+    assert registry.get_text_encoder("bert") is BertTextEncoder
+    want = "unknown text encoder kind 'gpt'; valid names: bert, clip, hf_clip, none"
+    cfg = TextEncoderConfig(kind="bert")
+    cfg.kind = "gpt"  # past the constructor's check: the builder and the name still refuse it
+    for call in (lambda: TextEncoderConfig(kind="gpt"), lambda: from_dict(TextEncoderConfig, {"kind": "gpt"}),
+                 lambda: build_text_encoder(cfg), lambda: cfg.resolved_name, lambda: get_text_encoder("gpt"),
+                 lambda: tiny_text_encoder_config("gpt")):
+        with pytest.raises(ConfigError, match=want):
+            call()
+    with pytest.raises(ConfigError, match="kind 'none' has no tiny config.*model_config"):
+        tiny_text_encoder_config("none")
+
+
 def test_clip_local_checkpoint_file_weights_are_loaded(encoders, open_clip_model_and_file):
     model, path = open_clip_model_and_file
     enc = encoders["clip"]
