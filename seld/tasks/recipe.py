@@ -38,6 +38,11 @@ class FinetuneLossConfig:
     decay (None: ``train.lr``; 0: held at ``temperature``)."""
 
     def __post_init__(self) -> None:
+        for name in ("embed_weight", "adpit_weight"):
+            if not getattr(self, name) >= 0:  # NaN fails too
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        if self.embed_weight == 0 and self.adpit_weight == 0:
+            raise ValueError("loss.embed_weight and loss.adpit_weight are both 0: the fine-tuning loss would be zero")
         if self.embed not in EMBED_LOSSES:
             raise ValueError(f"loss.embed: unknown alignment loss {self.embed!r}; valid: {', '.join(EMBED_LOSSES)}")
         if self.infonce_direction not in INFONCE_DIRECTIONS:

@@ -69,6 +69,18 @@ def test_a_combination_that_makes_no_sense_is_refused_by_the_recipe_and_named_by
         from_dict(FinetuneConfig, _config_data(switches), source="ft.yml")
 
 
+@pytest.mark.parametrize("loss, message", [
+    ({"embed_weight": -0.01}, r"loss.embed_weight must be >= 0, got -0.01"),
+    ({"adpit_weight": float("nan")}, r"loss.adpit_weight must be >= 0, got nan"),
+    ({"embed_weight": 0.0, "adpit_weight": 0.0}, "both 0: the fine-tuning loss would be zero"),
+])
+def test_loss_weights_are_checked_where_the_yaml_names_them(loss, message):
+    with pytest.raises(ConfigError, match="ft.yml: .*" + message):
+        from_dict(FinetuneConfig, {"loss": loss}, source="ft.yml")
+    kept = from_dict(FinetuneConfig, {"loss": {"embed_weight": 0.0}}, source="ft.yml")  # no alignment term: allowed
+    assert kept.loss.embed_weight == 0.0 and kept.loss.adpit_weight == 1.0
+
+
 def test_the_live_language_path_is_a_sensible_recipe():
     # the embedding loss trains the projections when only they learn (projection_lr > 0 with tokenizer_lr 0)
     recipe = FinetuneRecipe(tokenizer_lr=0.0, pretrained_tokenizer=True, projection_lr=1e-4,
