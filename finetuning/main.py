@@ -1,10 +1,5 @@
-"""Stage 2 entry point: ``python finetuning/main.py [--config FILE] [key=value ...]``.
-
-Without ``--config`` it uses the ``config.yml`` next to this script (wherever it is run from):
-:func:`seld.cli.run_stage_script`.
-
-Thin: parses the config and calls :func:`seld.tasks.finetune.run_finetuning` (same as ``seld finetune``).
-"""
+"""Stage 2 entry point: ``python finetuning/main.py [--config FILE] [key=value ...]``, the same as ``seld finetune``
+(:func:`seld.tasks.finetune.run_finetuning`) with the ``config.yml`` next to this script by default."""
 import sys
 from pathlib import Path
 

@@ -1,10 +1,5 @@
-"""Stage 1 entry point: ``python pretraining/main.py [--config FILE] [key=value ...]``.
-
-Without ``--config`` it uses the ``config.yml`` next to this script (wherever it is run from):
-:func:`seld.cli.run_stage_script`.
-
-Thin: parses the config and calls :func:`seld.tasks.pretrain.run_pretraining` (same as ``seld pretrain``).
-"""
+"""Stage 1 entry point: ``python pretraining/main.py [--config FILE] [key=value ...]``, the same as ``seld pretrain``
+(:func:`seld.tasks.pretrain.run_pretraining`) with the ``config.yml`` next to this script by default."""
 import sys
 from pathlib import Path
 
