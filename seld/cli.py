@@ -1,4 +1,5 @@
-"""The ``seld`` console command: ``seld <subcommand> [options]``; ``seld <subcommand> --help``."""
+"""The ``seld`` console command: ``seld <subcommand> [options]``; ``seld <subcommand> --help``; and the
+recipe folders' entry scripts (``python pretraining/main.py``: :func:`run_stage_script`)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from seld import __version__
@@ -57,6 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def run_stage_script(stage: str, script: str | Path, argv: list[str] | None = None) -> int:
+    """``seld <stage>`` for a recipe folder's entry script (``python pretraining/main.py [--config FILE]
+    [KEY=VALUE ...]``): ``argv`` (default: the command line) with the ``config.yml`` next to ``script``
+    when it names no ``--config``, so the script runs the same from any folder."""
+    return main([stage, *with_default_config(sys.argv[1:] if argv is None else argv, script)])
+
+
+def with_default_config(argv: list[str], script: str | Path) -> list[str]:
+    """``argv`` with ``--config <script's folder>/config.yml`` added when no --config is given."""
+    if any(a == "--config" or a.startswith("--config=") for a in argv):
+        return argv
+    return ["--config", str(Path(script).resolve().with_name("config.yml")), *argv]
 
 
 def _stop_before_training_on_preemption() -> dict[int, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seld.cli import build_parser, main
+from seld.cli import build_parser, main, run_stage_script
 from seld.commands import COMMANDS
 from seld.config import read_config_file
 from tests.scripts import child_pythonpath
@@ -113,6 +113,17 @@ def test_stage_script_without_config_uses_its_own_folder_config(tmp_path):
     assert res.returncode == 0, res.stderr
     want = read_config_file(ROOT / "pretraining" / "config.yml")  # the file over its base
     assert yaml.safe_load(res.stdout)["model"]["tokenizer"]["source_encoder"] == want["model"]["tokenizer"]["source_encoder"]
+
+
+def test_run_stage_script_takes_the_config_next_to_the_script_unless_given(tmp_path, capsys):
+    (tmp_path / "config.yml").write_text("train:\n  batch_size: 3\n")
+    script = tmp_path / "main.py"  # need not exist: only its folder counts
+    assert run_stage_script("pretrain", script, ["--print-config", "train.epochs=2"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert (cfg["train"]["batch_size"], cfg["train"]["epochs"]) == (3, 2)
+    for given in (["--config", "configs/pretrain_rcc.yml"], ["--config=configs/pretrain_rcc.yml"]):
+        assert run_stage_script("pretrain", script, [*given, "--print-config"]) == 0
+        assert yaml.safe_load(capsys.readouterr().out)["train"]["batch_size"] != 3
 
 
 # --- progress bars (issue 13.15) ----------------------------------------------------------------

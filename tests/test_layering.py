@@ -21,7 +21,7 @@ RUNS_A_MODEL = [
     "seld/checkpoint.py",
     *(f"seld/commands/{name}.py" for name in ("infer", "embed", "evaluate", "query")),
     *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "seld" / "models").rglob("*.py"))),
-    "seld/tasks/__init__.py", "seld/tasks/base.py", "seld/tasks/loading.py",
+    "seld/tasks/__init__.py", "seld/tasks/base.py", "seld/tasks/loading.py", "seld/tasks/summary.py",
     "pretraining/models.py", "finetuning/models.py",
 ]
 

@@ -46,7 +46,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -249,6 +249,59 @@ def is_done(seed_dir: Path, run: str) -> bool:
     return (seed_dir / "runs" / run / "benchmark_done.json").is_file()
 
 
+JobT = TypeVar("JobT", bound=Hashable)
+
+
+def run_children(jobs: list[JobT], lanes: int, start: Callable[[JobT], tuple[subprocess.Popen, Path]],
+                 label: Callable[[JobT], str], tag: str,
+                 ready: Callable[[JobT, set[JobT]], bool] = lambda job, finished: True, poll_s: float = 2.0) -> None:
+    """Run one child process per job, at most ``lanes`` at a time, in the order of ``jobs``.
+
+    A job starts once ``ready(job, finished)`` (``finished``: the jobs finished in this call);
+    ``start(job)`` launches its child and returns it with its log. A failed child, or jobs that can
+    never start (none running, none ready), stop the others and raise SystemExit naming the log or
+    the jobs; so does any other exit (Ctrl-C): no child outlives the call. ``poll_s``: seconds between
+    looks at the children.
+    """
+    pending, finished = list(jobs), set()
+    running: dict[JobT, tuple[subprocess.Popen, Path]] = {}
+    try:
+        while pending or running:
+            for job in list(pending):
+                if len(running) >= lanes:
+                    break
+                if ready(job, finished):
+                    pending.remove(job)
+                    running[job] = start(job)
+                    print(f"[{tag}] {label(job)} started (log: {running[job][1]})", flush=True)
+            if pending and not running:
+                raise SystemExit(f"[{tag}] {', '.join(map(label, pending))} wait for runs that are neither done nor selected")
+            time.sleep(poll_s)
+            for job, (proc, log_path) in list(running.items()):
+                rc = proc.poll()
+                if rc is None:
+                    continue
+                del running[job]
+                if rc != 0:
+                    raise SystemExit(f"[{tag}] {label(job)} failed (exit {rc}); see {log_path}")
+                finished.add(job)
+                print(f"[{tag}] {label(job)} finished", flush=True)
+    finally:
+        for proc, _ in running.values():
+            proc.terminate()
+        for proc, _ in running.values():
+            proc.wait()
+
+
+def start_child(argv: list[str], log_path: Path, mode: str = "a", env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+    """This script as a child process with ``argv``, its output into ``log_path`` (opened with ``mode``)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, mode) as log:  # the child keeps its own handle
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *argv],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    return proc, log_path
+
+
 def run_in_lanes(jobs: list[tuple[int, str]], lanes: int, lane_argv: list[str], out: Path) -> None:
     """Run training ``jobs`` (seed, run) as child processes of this script, at most ``lanes`` at a time.
 
@@ -263,49 +316,18 @@ def run_in_lanes(jobs: list[tuple[int, str]], lanes: int, lane_argv: list[str], 
     finished = {(s, r) for s, r in jobs if is_done(seed_dir(s), r)}
     for s, r in sorted(finished):
         print(f"[seed{s}/{r}] finished earlier; skipped", flush=True)
+
+    def ready(job: tuple[int, str], done_now: set[tuple[int, str]]) -> bool:
+        return all((job[0], n) in finished | done_now or is_done(seed_dir(job[0]), n) for n in RUNS[job[1]].needs)
+
+    def start(job: tuple[int, str]) -> tuple[subprocess.Popen, Path]:
+        s, r = job
+        return start_child([*lane_argv, f"--seed={s}", "--seeds=1", "--stages=train", f"--runs={r}", "--lanes=1"],
+                           seed_dir(s) / "runs" / f"{r}.log")
+
     # seed by seed (a stopped benchmark leaves whole seeds), within a seed in the table's order
     pending = sorted((j for j in jobs if j not in finished), key=lambda j: (j[0], order.index(j[1])))
-    running: dict[tuple[int, str], subprocess.Popen] = {}
-
-    def ready(job: tuple[int, str]) -> bool:
-        return all((job[0], n) in finished or is_done(seed_dir(job[0]), n) for n in RUNS[job[1]].needs)
-
-    try:
-        while pending or running:
-            for job in list(pending):
-                if len(running) >= lanes:
-                    break
-                if ready(job):
-                    pending.remove(job)
-                    s, r = job
-                    log_path = seed_dir(s) / "runs" / f"{r}.log"
-                    log_path.parent.mkdir(parents=True, exist_ok=True)
-                    print(f"[lanes] seed{s}/{r} started (log: {log_path})", flush=True)
-                    with open(log_path, "a") as log:  # the child keeps its own handle
-                        running[job] = subprocess.Popen(
-                            [sys.executable, str(Path(__file__).resolve()), *lane_argv, f"--seed={s}", "--seeds=1",
-                             "--stages=train", f"--runs={r}", "--lanes=1"],
-                            stdout=log, stderr=subprocess.STDOUT,
-                        )
-            if pending and not running:
-                raise SystemExit(f"runs {pending} wait for {[RUNS[r].needs for _, r in pending]}, which are neither "
-                                 "done nor selected")
-            time.sleep(2.0)
-            for job, proc in list(running.items()):
-                rc = proc.poll()
-                if rc is None:
-                    continue
-                del running[job]
-                if rc != 0:
-                    raise SystemExit(f"[lanes] seed{job[0]}/{job[1]} failed (exit {rc}); see "
-                                     f"{seed_dir(job[0]) / 'runs' / f'{job[1]}.log'}")
-                finished.add(job)
-                print(f"[lanes] seed{job[0]}/{job[1]} finished", flush=True)
-    finally:
-        for proc in running.values():
-            proc.terminate()
-        for proc in running.values():
-            proc.wait()
+    run_children(pending, lanes, start, lambda job: f"seed{job[0]}/{job[1]}", "lanes", ready)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -960,28 +982,13 @@ def report_in_lanes(seeds: list[int], lanes: int, base: list[str], out: Path) ->
     """Score the seeds' runs in child processes (arguments ``base`` + the seed), ``lanes`` seeds at a time
     on one thread each; their rows land in the runs' ``report_row.json``, which the summary then reads
     instead of scoring again."""
-    pending, running = list(seeds), {}
-    while pending or running:
-        while pending and len(running) < lanes:
-            s = pending.pop(0)
-            log = open(out / f"seed{s}" / "report.log", "w")
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            print(f"[report lanes] seed{s} started (log: {log.name})", flush=True)
-            running[s] = (subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *base, f"--seed={s}",
-                                            "--seeds=1", "--stages=report", "--seed-report-only"],
-                                           stdout=log, stderr=subprocess.STDOUT, env=env), log)
-        time.sleep(2.0)
-        for s, (proc, log) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            log.close()
-            del running[s]
-            if proc.returncode != 0:
-                for other, _ in running.values():
-                    other.terminate()
-                raise SystemExit(f"[report lanes] seed{s} failed (exit {proc.returncode}); see {log.name}")
-            print(f"[report lanes] seed{s} finished", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+    def start(seed: int) -> tuple[subprocess.Popen, Path]:
+        return start_child([*base, f"--seed={seed}", "--seeds=1", "--stages=report", "--seed-report-only"],
+                           out / f"seed{seed}" / "report.log", mode="w", env=env)
+
+    run_children(seeds, lanes, start, lambda seed: f"seed{seed}", "report lanes")
 
 if __name__ == "__main__":
     sys.exit(main())

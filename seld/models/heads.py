@@ -4,7 +4,8 @@
 * ``GrepHead`` (GREP, spec section 6): pooled embedding A -> Linear(E, E) -> [activation] -> Linear(E, 117);
   default activation ``none`` (two plain Linear layers, as the authors' fine-tuning code).
 * ``TrepHead`` (TREP): the text encoder's last hidden states at the three token positions,
-  concatenated ``3 * embed_dim`` -> Linear -> 117; ``init_from`` starts it from the pre-training head.
+  concatenated ``3 * embed_dim`` -> Linear -> 117 (the pre-training head's body, a sibling class); ``init_from``
+  starts it from the pre-training head.
 
 Every head also gives its raw (pre-activation) output, ``raw``; GREP and TREP name their last
 layer, ``output_layer``: with ``HeadConfig.residual`` the fine-tuning model adds the raw output to
@@ -27,13 +28,15 @@ _ACTIVATIONS = {"none": nn.Identity, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": n
 """GREP activations between its two Linear layers; ``none`` = the authors' two plain Linear layers."""
 
 
-def _check_tokens(x: torch.Tensor, embed_dim: int, who: str) -> None:
-    if x.dim() != 4 or x.shape[-2:] != (3, embed_dim):
-        raise ValueError(f"{who} expects (batch, T, 3, {embed_dim}), got shape {tuple(x.shape)}")
+class _ConcatTokenHead(nn.Module):
+    """Three vectors per frame ``(batch, T, 3, E)`` -> concat ``3E`` -> Linear(3E, 117) -> activated ``(batch, T, 117)``.
 
+    The one body of :class:`PretrainHead` and :class:`TrepHead`: they are siblings, not one class, so
+    ``isinstance`` still tells a pre-training head from a TREP head; the state dict is ``linear.*``.
+    """
 
-class PretrainHead(nn.Module):
-    """Tokens ``(batch, T, 3, E)`` [source, doa, dist] -> concat ``3E`` -> Linear -> activated ``(batch, T, 117)``."""
+    name = "three-token head"
+    """How shape errors name the head."""
 
     def __init__(self, embed_dim: int) -> None:
         super().__init__()
@@ -42,7 +45,8 @@ class PretrainHead(nn.Module):
 
     def raw(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` before the output activation."""
-        _check_tokens(tokens, self.embed_dim, "pre-training head")
+        if tokens.dim() != 4 or tokens.shape[-2:] != (3, self.embed_dim):
+            raise ValueError(f"{self.name} expects (batch, T, 3, {self.embed_dim}), got shape {tuple(tokens.shape)}")
         return self.linear(tokens.flatten(-2))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -50,13 +54,16 @@ class PretrainHead(nn.Module):
         return activate_output(self.raw(tokens))
 
 
-class TrepHead(nn.Module):
+class PretrainHead(_ConcatTokenHead):
+    """Tokens ``(batch, T, 3, E)`` [source, doa, dist] -> concat ``3E`` -> Linear -> activated ``(batch, T, 117)``."""
+
+    name = "pre-training head"
+
+
+class TrepHead(_ConcatTokenHead):
     """Hidden states at the three token positions ``(batch, T, 3, E)`` -> Linear(3E, 117) -> activated ``(batch, T, 117)``."""
 
-    def __init__(self, embed_dim: int) -> None:
-        super().__init__()
-        self.embed_dim = embed_dim
-        self.linear = nn.Linear(3 * embed_dim, OUTPUT_DIM)
+    name = "TREP head"
 
     def init_from(self, head: PretrainHead) -> "TrepHead":
         """Copy the pre-training head's weights (same layout: concat of [source, doa, dist]); returns self."""
@@ -71,15 +78,6 @@ class TrepHead(nn.Module):
     @property
     def output_layer(self) -> nn.Linear:
         return self.linear
-
-    def raw(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` before the output activation."""
-        _check_tokens(hidden, self.embed_dim, "TREP head")
-        return self.linear(hidden.flatten(-2))
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``(batch, T, 3, embed_dim)`` -> ``(batch, T, 117)`` activated."""
-        return activate_output(self.raw(hidden))
 
 
 class GrepHead(nn.Module):

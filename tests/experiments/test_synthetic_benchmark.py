@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,52 @@ def test_set_sizes_split_the_clips() -> None:
     assert bench.set_sizes(400) == {"train": 280, "val": 60, "test": 60}
     assert bench.set_sizes(8) == {"train": 4, "val": 2, "test": 2}
     assert bench.set_sizes(400, train_clips=840) == {"train": 840, "val": 60, "test": 60}
+
+
+def _child(code: str, log_path: Path) -> tuple[subprocess.Popen, Path]:
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT), log_path
+
+
+def test_lanes_start_a_job_after_its_inputs_and_never_run_more_than_lanes(tmp_path: Path) -> None:
+    bench = _load_script()
+    needs = {"tok1": (), "tok2": (), "ft1": ("tok1",), "ft2": ("tok2",), "ft3": ("tok1", "tok2")}
+    events: list[tuple[str, str]] = []
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start(job: str) -> tuple[subprocess.Popen, Path]:
+        live = [j for j, p in procs.items() if p.poll() is None]
+        events.append(("start", job))
+        assert len(live) < 2, f"{job} started beside {live}"
+        procs[job], log = _child(f"import time; time.sleep(0.1); print('{job}')", tmp_path / f"{job}.log")
+        return procs[job], log
+
+    def ready(job: str, finished: set[str]) -> bool:
+        ok = set(needs[job]) <= finished
+        if ok:
+            assert all(procs[n].poll() == 0 for n in needs[job])  # its inputs have exited
+        return ok
+
+    bench.run_children(list(needs), 2, start, str, "t", ready, poll_s=0.02)
+    assert [j for _, j in events][:2] == ["tok1", "tok2"] and sorted(j for _, j in events) == sorted(needs)
+    assert all(p.returncode == 0 for p in procs.values())
+    assert (tmp_path / "ft3.log").read_text() == "ft3\n"
+
+
+def test_lanes_stop_every_child_when_one_fails_or_a_job_cannot_start(tmp_path: Path) -> None:
+    bench = _load_script()
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start(job: str) -> tuple[subprocess.Popen, Path]:
+        code = "import sys; sys.exit(3)" if job == "bad" else "import time; time.sleep(60)"
+        procs[job], log = _child(code, tmp_path / f"{job}.log")
+        return procs[job], log
+
+    with pytest.raises(SystemExit, match=r"\[t\] bad failed \(exit 3\); see .*bad\.log"):
+        bench.run_children(["slow", "bad", "later"], 2, start, str, "t", poll_s=0.02)
+    assert procs["slow"].returncode is not None and "later" not in procs  # stopped, and nothing more started
+    with pytest.raises(SystemExit, match=r"\[t\] ft wait for runs that are neither done nor selected"):
+        bench.run_children(["ft"], 2, start, str, "t", lambda job, finished: False, poll_s=0.02)
 
 
 @pytest.mark.slow

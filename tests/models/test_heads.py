@@ -60,6 +60,18 @@ def test_trep_head_starts_from_pretrain_head():
         TrepHead(E + 1).init_from(pre)
 
 
+def test_pretrain_and_trep_heads_share_a_body_but_stay_apart():
+    # one Linear(3E, 117) under the same state-dict keys, so checkpoints load either way round
+    pre, trep = PretrainHead(E), TrepHead(E)
+    assert list(pre.state_dict()) == list(trep.state_dict()) == ["linear.weight", "linear.bias"]
+    trep.load_state_dict(pre.state_dict())
+    assert torch.equal(trep.output_layer.weight, pre.linear.weight)
+    # siblings: the type checks of the fine-tuning build and the least-squares fit still tell them apart
+    assert not isinstance(trep, PretrainHead) and not isinstance(pre, TrepHead)
+    with pytest.raises(ValueError, match="TREP head \\(117, 24\\) cannot start from TrepHead"):
+        TrepHead(E).init_from(trep)  # type: ignore[arg-type]
+
+
 def test_grep_head_is_two_layer_mlp():
     torch.manual_seed(3)
     head = GrepHead(E, activation="relu")
@@ -83,8 +95,10 @@ def test_head_registry_and_config():
 
 
 def test_wrong_input_shapes():
-    with pytest.raises(ValueError, match=r"\(batch, T, 3, 8\)"):
+    with pytest.raises(ValueError, match=r"^pre-training head expects \(batch, T, 3, 8\)"):
         PretrainHead(E)(torch.randn(2, 50, 2, E))
+    with pytest.raises(ValueError, match=r"^TREP head expects \(batch, T, 3, 8\), got shape \(2, 50, 3, 9\)"):
+        TrepHead(E).raw(torch.randn(2, 50, 3, E + 1))
     with pytest.raises(ValueError, match=r"\(batch, T, 8\)"):
         GrepHead(E)(torch.randn(2, 50, 3, E))
 
