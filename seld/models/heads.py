@@ -171,7 +171,11 @@ class HeadConfig:
             raise ConfigError(f"head.init=lstsq needs head.activation=none (a linear GREP head), got {self.activation!r}")
         if self.residual and self.init != "random":
             raise ConfigError(f"head.residual starts the head's output layer at zero; head.init must be random, got {self.init!r}")
-        if self.lstsq_ridge < 0:
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"head.dropout must be in [0, 1), got {self.dropout}")
+        if self.hidden_dim is not None and self.hidden_dim < 1:
+            raise ConfigError(f"head.hidden_dim must be >= 1 or null (the embedding width), got {self.hidden_dim}")
+        if not self.lstsq_ridge >= 0:
             raise ConfigError(f"head.lstsq_ridge must be >= 0, got {self.lstsq_ridge}")
         if self.lstsq_templates not in ("eval", "train"):
             raise ConfigError(f"head.lstsq_templates: unknown value {self.lstsq_templates!r}; valid: eval, train")

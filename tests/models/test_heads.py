@@ -154,3 +154,15 @@ def test_models_package_has_no_import_cycles():
 
     cycles = sorted(m for m in graph if m != "__init__" and reaches(m, m))
     assert cycles == []
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("dropout", 1.5, r"head.dropout must be in \[0, 1\), got 1.5"),
+    ("dropout", -0.1, r"head.dropout must be in \[0, 1\), got -0.1"),
+    ("hidden_dim", 0, r"head.hidden_dim must be >= 1 or null \(the embedding width\), got 0"),
+    ("lstsq_ridge", float("nan"), "head.lstsq_ridge must be >= 0, got nan"),
+])
+def test_head_config_refuses_out_of_range_numbers(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        HeadConfig(**{key: value})
+    assert HeadConfig(dropout=0.0, hidden_dim=1).dropout == 0.0  # the edges that make sense stay allowed
