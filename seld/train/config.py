@@ -67,14 +67,14 @@ class TrainConfig:
     """Clip the global gradient norm (all trained parameters together) to this value (None: no clipping)."""
     amp: Literal["none", "bf16", "auto"] = "none"
     """bf16 autocast for forward passes: on GPUs, and on CPUs with native bf16 (AVX512-BF16 / AMX;
-    ``lscpu | grep bf16``), where it is faster too (measured, one thread, AMD EPYC with avx512_bf16:
-    benchmark tokenizer step 1.35x, baseline CRNN 1.8x; the same validation curves; docs/results). On
-    a CPU without native bf16 it is emulated and slower. ``auto``: bf16 where the device has it
-    natively (:func:`seld.train.device.native_bf16`), else none (the run's log says which)."""
+    ``lscpu | grep bf16``), where it is faster too, with the same validation curves (step times in
+    docs/results/README.md, "Faster steps on this CPU"). On a CPU without native bf16 it is emulated
+    and slower. ``auto``: bf16 where the device has it natively (:func:`seld.train.device.native_bf16`),
+    else none (the run's log says which)."""
     channels_last: bool = False
     """Keep 4-D weights (conv kernels) in channels-last memory format, which oneDNN's CPU convolutions and
-    cuDNN's tensor cores prefer (measured, one CPU thread: tokenizer step 1.13x, baseline CRNN 1.3x; with
-    bf16 1.4x and 2.4x). Numerics equal up to summation order; checkpoints load either way."""
+    cuDNN's tensor cores prefer (faster CPU steps, with bf16 too: docs/results/README.md). Numerics equal
+    up to summation order; checkpoints load either way."""
     ema_decay: Optional[float] = None
     """Keep an exponential moving average of the weights, updated after every optimiser step with
     decay ``min(ema_decay, (1 + n) / (10 + n))`` at step n (e.g. 0.995: an average over the last ~200
@@ -85,7 +85,7 @@ class TrainConfig:
     num_workers: int = 2
     num_threads: Optional[int] = None
     """torch CPU threads of each process (None: torch's default). On a busy CPU, 1 avoids threads
-    spinning against other processes (measured 20x faster on a loaded 2-core machine)."""
+    spinning against other processes, which can slow a step many times over."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     resume: str = "auto"
     """'auto': continue from ``<out_dir>/checkpoints/last.pt`` if it exists; 'never'; or a checkpoint path."""
