@@ -535,6 +535,16 @@ def score_checkpoint(name: str, seed_dir: Path, ckpt: Path, splits: tuple[str, .
 
 
 # ----------------------------------------------------------------------------- reports
+def _table_head(*columns: str) -> list[str]:
+    """The header and separator lines of a markdown table with these columns."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+ALIGNMENT_HEAD = _table_head("model", "set", "R@1 (%)", "R@5 (%)", "R@10 (%)", "median rank / candidates",
+                             "mean cos(A, E(gt))")
+"""The alignment table's header, the same in a seed's report and in the summary over seeds."""
+
+
 def _fmt(v: Any, pct: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -564,9 +574,8 @@ def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: 
         + ", ".join(f"{k} {v:.0%}" for k, v in meta["shares"].items())
         + " (data simulation and features not counted). Checkpoints selected on validation F (`best_f.pt`), "
         "every set scored once with it (DCASE2025 metric, F20°/1, macro).", "",
-        "| model | params trainable / total | epochs | minutes | val F (%) | test F20°/1 (%) | DOAE (°) | RDE |"
-        + (" test2 F (%) |" if "test2" in meta else ""),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if "test2" in meta else ""),
+        *_table_head("model", "params trainable / total", "epochs", "minutes", "val F (%)", "test F20°/1 (%)",
+                     "DOAE (°)", "RDE", *(["test2 F (%)"] if "test2" in meta else [])),
     ]
     for name, r in results.items():
         lines.append(
@@ -575,15 +584,14 @@ def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: 
             f"{_fmt(r['RDE'])} |" + (f" {_fmt(r['test2']['F'], pct=True)} |" if "test2" in r else "")
         )
     lines += ["", "F20°/1 per class on the test set (%):", "",
-              "| model | " + " | ".join(SHORT_CLASS_NAMES) + " |", "|---" * (len(SHORT_CLASS_NAMES) + 1) + "|"]
+              *_table_head("model", *SHORT_CLASS_NAMES)]
     for name, r in results.items():
         lines.append(f"| {RUN_NAMES[name]} | " + " | ".join(_fmt(v, pct=True) for v in r["F_per_class"]) + " |")
     aligned = {n: r["alignment"] for n, r in results.items() if r.get("alignment")}
     if aligned:
         lines += ["", "Alignment of A with language: each frame's ground-truth sentence (evaluation template) ranked "
                   "among the distinct sentences of the set by cos(A, E(sentence)); chance in brackets:", "",
-                  "| model | set | R@1 (%) | R@5 (%) | R@10 (%) | median rank / candidates | mean cos(A, E(gt)) |",
-                  "|---|---|---|---|---|---|---|"]
+                  *ALIGNMENT_HEAD]
         for name, al in aligned.items():
             for split in ("val", "test"):
                 lines.append(f"| {RUN_NAMES[name]} | {split} | {_alignment_cells(al.get(split))} |")
@@ -595,8 +603,8 @@ def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: 
                   "the class read by the text encoder (the track of the matched class, scored as the class asked "
                   "about), beside the model's own output on the same classes; paraphrase accuracy on the fixed 65 "
                   "paraphrases of the class names (chance 1/13):", "",
-                  "| model | query F (%) | own F, same classes (%) | query DOAE / RDE | queries right | paraphrases right (%) |",
-                  "|---|---|---|---|---|---|"]
+                  *_table_head("model", "query F (%)", "own F, same classes (%)", "query DOAE / RDE", "queries right",
+                               "paraphrases right (%)")]
         for name, q in asked.items():
             lines.append(f"| {RUN_NAMES[name]} | {_fmt(q['query']['F'], pct=True)} | {_fmt(q['own_same_classes']['F'], pct=True)} | "
                          f"{_fmt(q['query']['DOAE'])} / {_fmt(q['query']['RDE'])} | {_fmt(q['query_accuracy'], pct=True)} | "
@@ -606,7 +614,7 @@ def write_seed_report(seed_dir: Path, results: dict[str, dict[str, Any]], meta: 
         lines += ["", "Validation with and without the text head's term (`model.head.residual` runs: output = "
                   "pre-training head(tokens) + text head). Compare the random-weight and no-language rows before "
                   "reading this as what language adds:", "",
-                  "| model | val F with / without the text path (%) | DOAE (°) | RDE |", "|---|---|---|---|"]
+                  *_table_head("model", "val F with / without the text path (%)", "DOAE (°)", "RDE")]
         for name, tp in with_path.items():
             w, wo = tp["with"], tp["without"]
             lines.append(f"| {RUN_NAMES[name]} | {_fmt(w['F'], pct=True)} / {_fmt(wo['F'], pct=True)} | "
@@ -760,7 +768,7 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
         f"Seeds {seeds} (each: its own rooms for every set, its own initialisation); per-seed tables in "
         + ", ".join(f"`seed{s}/results.md`" for s in seeds) + f". Budget {meta['budget_minutes']:g} min per model.", "",
         "F20°/1 (%), mean over seeds (per seed in brackets):", "",
-        "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols),
+        *_table_head("model", *cols),
     ]
     for run, row in summary["runs"].items():
         cells = []
@@ -771,7 +779,7 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
         lines.append(f"| {RUN_NAMES[run]} | " + " | ".join(cells) + " |")
     lines += ["", "Paired differences a - b over seeds, F20°/1 points, mean [95 % interval, Student's t]; ** where "
               "the interval excludes zero. Only those are effects this benchmark shows:", "",
-              "| comparison | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+              *_table_head("comparison", *cols)]
     for c in summary["comparisons"]:
         lines.append(f"| {c['what']} ({c['a']} - {c['b']}) | " + " | ".join(_interval(c["F"][s]) for s in cols) + " |")
     aligned = {r: row["alignment"] for r, row in summary["runs"].items() if "alignment" in row}
@@ -779,14 +787,13 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
         lines += ["", "Alignment of A with language (mean over seeds): sentence retrieval among the distinct "
                   "sentences of the set, chance in brackets (`_sounding`: the frames with at least one source, among "
                   "the same candidates); goal R@1 >= 10 x chance, median rank in the top 5 %:", "",
-                  "| model | set | R@1 (%) | R@5 (%) | R@10 (%) | median rank / candidates | mean cos(A, E(gt)) |",
-                  "|---|---|---|---|---|---|---|"]
+                  *ALIGNMENT_HEAD]
         for run, al in aligned.items():
             for split, v in al.items():
                 lines.append(f"| {RUN_NAMES[run]} | {split} | {_alignment_cells(v)} |")
         r1 = [c for c in summary["comparisons"] if "R@1" in c]
         if r1:
-            lines += ["", "| R@1 difference (points) | " + " | ".join(ALIGNMENT_SETS) + " |", "|---|" + "---|" * len(ALIGNMENT_SETS)]
+            lines += ["", *_table_head("R@1 difference (points)", *ALIGNMENT_SETS)]
             for c in r1:
                 lines.append(f"| {c['what']} | " + " | ".join(_interval(c["R@1"][s]) for s in ALIGNMENT_SETS) + " |")
     asked = {r: row["query"] for r, row in summary["runs"].items() if "query" in row}
@@ -794,8 +801,8 @@ def write_summary(out: Path, per_seed: dict[int, dict[str, Any]], meta: dict[str
         lines += ["", "Asked in words on the test set (mean over seeds): \"where is the <class>?\" answered through the "
                   "text encoder vs the model's own output on the same classes; paraphrases of the class names mapped "
                   "right (chance 7.7 %):", "",
-                  "| model | query F (%) | own F, same classes (%) | queries right (%) | paraphrases right (%) |",
-                  "|---|---|---|---|---|"]
+                  *_table_head("model", "query F (%)", "own F, same classes (%)", "queries right (%)",
+                               "paraphrases right (%)")]
         for run, q in asked.items():
             lines.append(f"| {RUN_NAMES[run]} | {_fmt(q['query_F'], pct=True)} | {_fmt(q['own_F'], pct=True)} | "
                          f"{_fmt(q['query_accuracy'], pct=True)} | {_fmt(q['paraphrase_accuracy'], pct=True)} |")
