@@ -116,9 +116,9 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+def add_recording_arguments(parser: argparse.ArgumentParser, out_help: str, checkpoint_help: str) -> None:
     """--checkpoint/--audio/--out and the audio handling options of infer and embed."""
-    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="pre-training or fine-tuning checkpoint")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help=checkpoint_help)
     parser.add_argument("--audio", required=True, metavar="FILE_OR_DIR", help="a WAV file or a folder of WAV files")
     parser.add_argument("--out", required=True, metavar="PATH", help=out_help)
     add_audio_arguments(parser)

@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_recording_arguments(
         parser, "HDF5 file: one (frames, D) dataset per recording, outputs/<recording> (frames, 117) with "
         "--outputs, and the checkpoint's path and sha256 as file attributes",
+        "a fine-tuning checkpoint (seld finetune; its text encoder gives A)",
     )
     parser.add_argument("--outputs", action=argparse.BooleanOptionalAction, default=True,
                         help="also store the model's activated outputs, from which seld query decodes the events "

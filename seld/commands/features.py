@@ -18,7 +18,7 @@ import sys
 
 from seld.commands._common import add_progress_argument, require_config, resolve_progress
 
-HELP = "extract features to HDF5 (per clip), merge them per split and compute normalisation stats"
+HELP = "Extract features to HDF5 (per clip), merge them per split and compute normalisation statistics."
 ACTIONS = ("all", "extract", "merge")
 
 

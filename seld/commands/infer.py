@@ -17,7 +17,8 @@ HELP = ("Run a trained checkpoint on stereo 24 kHz WAV files (any length) and wr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_recording_arguments(parser, "folder for the CSVs (one per recording)")
+    add_recording_arguments(parser, "folder for the CSVs (one per recording)",
+                            "a training checkpoint of any stage (seld pretrain, finetune or baseline)")
     parser.add_argument("--threshold", type=float, default=0.5, help="activity threshold (default 0.5)")
     parser.add_argument("--merge-deg", type=float, default=15.0, help="merge same-class tracks closer than this")
     parser.add_argument("--captions", action="store_true",
