@@ -47,7 +47,7 @@ def export_embeddings(model: LoadedModel, audio_path: str | os.PathLike[str], ou
 
     opts = opts or InferenceOptions()
     if not isinstance(model.task, FinetuneTask):
-        raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
+        raise DataError(f"embeddings need a fine-tuned checkpoint (stage 'finetune'); this one is stage {model.stage!r}")
     files = list_audio(audio_path)
     if outputs and any(w.stem == OUTPUTS_GROUP for w in files):
         clash = next(w for w in files if w.stem == OUTPUTS_GROUP)

@@ -153,7 +153,7 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
     task = model.task
     task.eval()  # whatever the caller left it in (a trainer's validate() ends in train mode): no dropout
     if embeddings and not isinstance(task, FinetuneTask):
-        raise DataError("embeddings need a fine-tuned checkpoint (stage 'finetune')")
+        raise DataError(f"embeddings need a fine-tuned checkpoint (stage 'finetune'); this one is stage {model.stage!r}")
     fn = task.embed if embeddings else task.predict
     if embeddings and with_output:
         def fn(src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,8 @@ def _run_localisation(args: argparse.Namespace) -> int:
 
     model = load_task(args.checkpoint, device_name(args.device))
     if not isinstance(model.task, FinetuneTask):
-        raise DataError(f"{args.checkpoint}: class queries need a fine-tuned checkpoint (stage 'finetune', with a text encoder)")
+        raise DataError(f"{args.checkpoint}: class queries need a fine-tuned checkpoint (stage 'finetune', with a text "
+                        f"encoder); this one is stage {model.stage!r}")
     match = ClassMatcher(class_embedder(model.task), args.match_threshold).match([args.text])[0]
     answer: dict[str, Any] = {"query": args.text, "class": match.name, "class_idx": match.class_idx,
                               "score": match.score, "threshold": match.threshold}

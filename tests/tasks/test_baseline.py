@@ -67,3 +67,17 @@ def test_seld_infer_writes_dcase_csvs_for_a_baseline_checkpoint(trained, tmp_pat
         events = read_metadata_csv(tmp_path / "csv" / name.replace(".wav", ".csv"))
         assert events  # threshold 0: every track with a direction is an event
         assert {e.frame for e in events} <= set(range(50)) and {e.class_idx for e in events} <= set(range(13))
+
+
+def test_embed_and_query_name_the_stage_a_baseline_checkpoint_has(trained, tmp_path, capsys):
+    ckpt, _, wavs = trained
+    wav = sorted(wavs.glob("*.wav"))[0]
+    assert main(["embed", "--checkpoint", str(ckpt), "--audio", str(wav), "--out", str(tmp_path / "a.h5"),
+                 "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "embeddings need a fine-tuned checkpoint (stage 'finetune'); this one is stage 'baseline'" in err
+    assert not (tmp_path / "a.h5").exists()
+    assert main(["query", "--text", "where is the bell?", "--audio", str(wav), "--checkpoint", str(ckpt),
+                 "--no-progress"]) != 0
+    assert "class queries need a fine-tuned checkpoint (stage 'finetune', with a text encoder); this one is " \
+           "stage 'baseline'" in capsys.readouterr().err
