@@ -13,9 +13,15 @@ import torch
 
 from seld.constants import OUTPUT_DIM
 from seld.errors import DataError
-from seld.inference import InferenceOptions, InferenceReport, audio_config, list_audio, predict_recordings
-from seld.inference import readable_recordings
-from seld.tasks.finetune_task import FinetuneTask
+from seld.inference import (
+    InferenceOptions,
+    InferenceReport,
+    audio_config,
+    finetuned_task,
+    list_audio,
+    predict_recordings,
+    readable_recordings,
+)
 from seld.tasks.loading import LoadedModel
 
 
@@ -46,8 +52,7 @@ def export_embeddings(model: LoadedModel, audio_path: str | os.PathLike[str], ou
     from seld.io_utils import atomic_path, file_sha256
 
     opts = opts or InferenceOptions()
-    if not isinstance(model.task, FinetuneTask):
-        raise DataError(f"embeddings need a fine-tuned checkpoint (stage 'finetune'); this one is stage {model.stage!r}")
+    finetuned_task(model, "embeddings need")  # before any file is read
     files = list_audio(audio_path)
     if outputs and any(w.stem == OUTPUTS_GROUP for w in files):
         clash = next(w for w in files if w.stem == OUTPUTS_GROUP)

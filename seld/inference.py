@@ -83,6 +83,15 @@ class InferenceReport:
         ]
 
 
+def finetuned_task(model: LoadedModel, needs: str) -> FinetuneTask:
+    """``model``'s task when it is a fine-tuning one (text encoder and all); otherwise a DataError that
+    starts with ``needs`` (e.g. "embeddings need") and names the stage the checkpoint has."""
+    if not isinstance(model.task, FinetuneTask):
+        raise DataError(f"{needs} a fine-tuned checkpoint (stage 'finetune', with a text encoder); "
+                        f"this one is stage {model.stage!r}")
+    return model.task
+
+
 def split_windows(audio: np.ndarray) -> tuple[np.ndarray, int]:
     """5 s windows ``(windows, 2, CLIP_SAMPLES)`` of a stereo recording ``(2, n)`` (the last zero-padded)
     and the recording's label frames ``ceil(n / 2400)``."""
@@ -150,10 +159,8 @@ def predict_recordings(model: LoadedModel, recordings: Iterable[tuple[K, np.ndar
     from concurrent.futures import Future, ThreadPoolExecutor
 
     opts = opts or InferenceOptions()
-    task = model.task
+    task = finetuned_task(model, "embeddings need") if embeddings else model.task
     task.eval()  # whatever the caller left it in (a trainer's validate() ends in train mode): no dropout
-    if embeddings and not isinstance(task, FinetuneTask):
-        raise DataError(f"embeddings need a fine-tuned checkpoint (stage 'finetune'); this one is stage {model.stage!r}")
     fn = task.embed if embeddings else task.predict
     if embeddings and with_output:
         def fn(src: torch.Tensor, doa: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:

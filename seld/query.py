@@ -42,7 +42,7 @@ from seld.data.metadata import Event
 from seld.decoding import DEFAULT_MERGE_DEG, DEFAULT_THRESHOLD, decode_output
 from seld.embeddings import EmbeddingIndex
 from seld.errors import DataError
-from seld.inference import InferenceOptions, InferenceReport
+from seld.inference import InferenceOptions, InferenceReport, finetuned_task
 from seld.models.text_encoders import FrozenTextEncoder, GroundTruthCache
 from seld.tasks.finetune_task import FinetuneTask
 from seld.tasks.loading import LoadedModel
@@ -277,11 +277,10 @@ def retrieve(index: EmbeddingIndex, model: LoadedModel, text: str, top: int = 10
     hit carries the events decoded from the stored output at its frame (``threshold``,
     ``merge_deg``) and their caption, when the index stores outputs.
     """
-    if not isinstance(model.task, FinetuneTask):
-        raise DataError("retrieval needs a fine-tuned checkpoint (stage 'finetune')")
+    task = finetuned_task(model, "retrieval needs")
     if top < 1:
         raise ValueError(f"top must be >= 1, got {top}")
-    query = sentence_embedder(model.task)([text])[0].detach().float().cpu()
+    query = sentence_embedder(task)([text])[0].detach().float().cpu()
     frames, clips = rank_frames(index, query, top)
     if index.outputs:
         template, fits = caption_settings(model)

@@ -81,17 +81,13 @@ def _run_retrieval(args: argparse.Namespace) -> int:
 
 
 def _run_localisation(args: argparse.Namespace) -> int:
-    from seld.errors import DataError
-    from seld.inference import InferenceOptions
+    from seld.inference import InferenceOptions, finetuned_task
     from seld.query import ClassMatcher, class_embedder, localise_class
-    from seld.tasks.finetune_task import FinetuneTask
     from seld.tasks.loading import load_task
 
     model = load_task(args.checkpoint, device_name(args.device))
-    if not isinstance(model.task, FinetuneTask):
-        raise DataError(f"{args.checkpoint}: class queries need a fine-tuned checkpoint (stage 'finetune', with a text "
-                        f"encoder); this one is stage {model.stage!r}")
-    match = ClassMatcher(class_embedder(model.task), args.match_threshold).match([args.text])[0]
+    task = finetuned_task(model, f"{args.checkpoint}: class queries need")
+    match = ClassMatcher(class_embedder(task), args.match_threshold).match([args.text])[0]
     answer: dict[str, Any] = {"query": args.text, "class": match.name, "class_idx": match.class_idx,
                               "score": match.score, "threshold": match.threshold}
     if match.class_idx is None:

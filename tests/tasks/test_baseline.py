@@ -75,7 +75,8 @@ def test_embed_and_query_name_the_stage_a_baseline_checkpoint_has(trained, tmp_p
     assert main(["embed", "--checkpoint", str(ckpt), "--audio", str(wav), "--out", str(tmp_path / "a.h5"),
                  "--no-progress"]) != 0
     err = capsys.readouterr().err
-    assert "embeddings need a fine-tuned checkpoint (stage 'finetune'); this one is stage 'baseline'" in err
+    assert "embeddings need a fine-tuned checkpoint (stage 'finetune', with a text encoder); this one is stage " \
+           "'baseline'" in err
     assert not (tmp_path / "a.h5").exists()
     assert main(["query", "--text", "where is the bell?", "--audio", str(wav), "--checkpoint", str(ckpt),
                  "--no-progress"]) != 0
