@@ -451,9 +451,9 @@ def test_ground_truth_cache_encodes_each_sentence_once(encoders, monkeypatch):
     calls: list[list[str]] = []
     original = enc.encode_text
 
-    def counting(sentences):
+    def counting(sentences, pooling=None):
         calls.append(list(sentences))
-        return original(sentences)
+        return original(sentences, pooling=pooling)
 
     monkeypatch.setattr(enc, "encode_text", counting)
     cache = GroundTruthCache(enc)

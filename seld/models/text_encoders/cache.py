@@ -44,9 +44,7 @@ class GroundTruthCache:
             return torch.empty(0, self.encoder.out_dim, device=device or self.encoder.device)
         missing = list(dict.fromkeys(s for s in sentences if s not in self._store))
         if missing:
-            texts = self.encoder.encode_text(missing) if self.pooling is None else \
-                self.encoder.encode_text(missing, pooling=self.pooling)
-            pooled = texts.detach().float().cpu()
+            pooled = self.encoder.encode_text(missing, pooling=self.pooling).detach().float().cpu()
             self.num_encoded += len(missing)
             for sentence, row in zip(missing, pooled):
                 self._store[sentence] = row.clone()
