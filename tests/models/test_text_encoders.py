@@ -298,6 +298,13 @@ def test_one_kind_table_and_one_unknown_kind_error():
         tiny_text_encoder_config("none")
 
 
+def test_the_no_language_encoder_has_a_device_without_weights():
+    enc = build_text_encoder(TextEncoderConfig(kind="none", model_config={"width": 8}))
+    assert sum(1 for _ in enc.parameters()) == 0
+    assert enc.device == torch.device("cpu")  # from its buffer; StopIteration before
+    assert enc.to("meta").device == torch.device("meta")
+
+
 def test_clip_local_checkpoint_file_weights_are_loaded(encoders, open_clip_model_and_file):
     model, path = open_clip_model_and_file
     enc = encoders["clip"]

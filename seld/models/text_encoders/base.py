@@ -14,6 +14,7 @@ slower (``scripts/bench/bench_training.py --stages live``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -105,7 +106,8 @@ class FrozenTextEncoder(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        """Where the encoder's weights live (or its buffers, for an encoder without weights)."""
+        return next(itertools.chain(self.parameters(), self.buffers())).device
 
     def _word_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Return the word embeddings (N, L, width) of ids (N, L)."""
