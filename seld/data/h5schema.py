@@ -159,14 +159,6 @@ def read_clip(path: str | os.PathLike[str], channels: Iterable[str]) -> tuple[np
         return feats, f[CLIP_TARGET][()], str(f.attrs[ATTR_CLIP_ID]), str(f.attrs.get(ATTR_AUDIO_PATH, ""))
 
 
-def clip_target_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
-    """The target shape stored in the per-clip file at ``path``."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return tuple(f[CLIP_TARGET].shape)
-
-
 # ----------------------------------------------------------------------------- merged files
 
 

@@ -51,8 +51,9 @@ def merge_split(cfg: FeatureConfig, split: str, progress: bool = False) -> Path:
     out = merged_file(cfg.output_dir, split)
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
+            # clip_file_problem has checked every good file's target against this shape
             feats, targets = h5schema.create_merged(f, len(good), channels, (frames, cfg.mel.n_mels),
-                                                    h5schema.clip_target_shape(good[0]))
+                                                    h5schema.target_shape(label_frames))
             ids: list[str] = []
             paths: list[str] = []
             for i, p in enumerate(tqdm(good, desc=f"merge {split}", unit="clip", disable=not progress, file=sys.stderr)):

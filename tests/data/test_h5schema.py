@@ -70,7 +70,7 @@ def _merged(path: Path, version: int | None = h5schema.FORMAT_VERSION) -> list[P
         clips.append(path.parent / f"clip{i}.h5")
         _clip(clips[-1], seed=i, clip_id=f"fold3_room1_mix00{i}")
     with h5py.File(path, "w") as f:
-        feats, targets = h5schema.create_merged(f, 3, CHANNELS, (10, 8), h5schema.clip_target_shape(clips[0]))
+        feats, targets = h5schema.create_merged(f, 3, CHANNELS, (10, 8), h5schema.target_shape(2))
         ids, audio = [], []
         for i, clip in enumerate(clips):
             feats[i], targets[i], clip_id, audio_path = h5schema.read_clip(clip, CHANNELS)
