@@ -67,3 +67,13 @@ STAGES: dict[str, Stage] = {
 }
 """Training stage name -> :class:`Stage`; the name is the ``seld`` subcommand and the ``stage``
 recorded in every checkpoint of the stage (so a name never changes once checkpoints exist)."""
+
+
+def unknown_stage(name: object) -> str | None:
+    """None when ``name`` is an entry of :data:`STAGES`; otherwise the message saying so and naming the
+    stages (for a checkpoint's recorded stage and the sbatch launcher's STAGE alike)."""
+    if isinstance(name, str) and name in STAGES:
+        return None
+    names = [repr(n) for n in STAGES]
+    expected = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    return f"unknown training stage {name!r} (expected {expected})"

@@ -14,7 +14,7 @@ from seld.checkpoint import load_checkpoint, load_model_state
 from seld.config import from_dict
 from seld.data.dataset import StreamConfig
 from seld.errors import CheckpointError, ConfigError
-from seld.tasks import STAGES
+from seld.tasks import STAGES, unknown_stage
 from seld.tasks.base import SeldTask
 
 
@@ -82,10 +82,9 @@ def load_task(path: str | Path, device: str | torch.device = "cpu") -> LoadedMod
     src = str(path)
     streams = from_dict(StreamConfig, extras.get("streams", {}), source=f"{src} (streams)")
     feature_config = checkpoint_feature_config(extras.get("features", {}), src)  # before building the model
-    if not isinstance(stage, str) or stage not in STAGES:
-        names = [repr(name) for name in STAGES]
-        expected = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
-        raise CheckpointError(f"{src}: unknown training stage {stage!r} (expected {expected})")
+    problem = unknown_stage(stage)
+    if problem:
+        raise CheckpointError(f"{src}: {problem}")
     task = STAGES[stage].parts().rebuild(ckpt, extras, streams, src)
     load_model_state(task, ckpt["model"], src)
     task.to(device).eval()
