@@ -188,6 +188,13 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def _refused(config: Path, match: str, overrides: Optional[list[str]] = None) -> str:
+    """The ConfigError that loading ``config`` (with ``overrides``) raises, which must match ``match``."""
+    with pytest.raises(ConfigError, match=match) as exc:
+        load_config(config, Run, overrides)
+    return str(exc.value)
+
+
 def test_overlay_merges_mappings_and_replaces_lists_and_scalars(tmp_path):
     _write(tmp_path / "base" / "grand.yml", "train: {lr: 0.5, batch_size: 2}\ncheckpoint: ckpt.pt\n")
     _write(tmp_path / "base" / "recipe.yml",
@@ -239,63 +246,49 @@ def test_an_override_of_an_anchored_section_changes_that_section_only():
 def test_an_unknown_key_names_the_file_it_came_from(tmp_path):
     _write(tmp_path / "base.yml", "train: {lr: 0.1}\n")
     top = _write(tmp_path / "top.yml", "base: base.yml\ntrain: {batchsize: 4}\n")
-    with pytest.raises(ConfigError, match=r"top\.yml: unknown key 'train\.batchsize'") as exc:
-        load_config(top, Run)
-    assert "base.yml" not in str(exc.value)
+    assert "base.yml" not in _refused(top, r"top\.yml: unknown key 'train\.batchsize'")
     _write(tmp_path / "base.yml", "train: {lr: 0.1, warmup: 3}\n")
     top = _write(tmp_path / "top.yml", "base: base.yml\ntrain: {lr: 0.2}\n")
-    with pytest.raises(ConfigError, match=r"base\.yml: unknown key 'train\.warmup'") as exc:
-        load_config(top, Run)
-    assert "top.yml" not in str(exc.value)
+    assert "top.yml" not in _refused(top, r"base\.yml: unknown key 'train\.warmup'")
 
 
 def test_a_wrong_type_names_the_file_that_set_it(tmp_path):
     _write(tmp_path / "base.yml", "train: {batch_size: 4.5}\n")
     top = _write(tmp_path / "top.yml", "base: base.yml\nkind: beats\n")
-    with pytest.raises(ConfigError, match=r"base\.yml: key 'train\.batch_size' must be an integer, got 4\.5"):
-        load_config(top, Run)
+    _refused(top, r"base\.yml: key 'train\.batch_size' must be an integer, got 4\.5")
     # an override of the same key names the overrides instead
-    with pytest.raises(ConfigError, match=r"ok\.yml \(\+ overrides\): key 'train\.batch_size' must be an integer"):
-        load_config(_write(tmp_path / "ok.yml", "base: base.yml\n"), Run, ["train.batch_size=2.5"])
+    _refused(_write(tmp_path / "ok.yml", "base: base.yml\n"), r"ok\.yml \(\+ overrides\): key 'train\.batch_size' must be "
+             "an integer", ["train.batch_size=2.5"])
     _write(tmp_path / "base.yml", "train: {batch_size: 4}\n")
-    with pytest.raises(ConfigError, match=r"top\.yml \(\+ overrides\): key 'train\.lr'"):
-        load_config(top, Run, ["train.lr=fast"])
+    _refused(top, r"top\.yml \(\+ overrides\): key 'train\.lr'", ["train.lr=fast"])
 
 
 def test_a_missing_base_names_the_file_and_the_path(tmp_path):
-    top = _write(tmp_path / "top.yml", "base: recipes/none.yml\n")
-    with pytest.raises(ConfigError, match=r"top\.yml: base 'recipes/none\.yml' not found: .*recipes/none\.yml"):
-        load_config(top, Run)
+    _refused(_write(tmp_path / "top.yml", "base: recipes/none.yml\n"),
+             r"top\.yml: base 'recipes/none\.yml' not found: .*recipes/none\.yml")
     _write(tmp_path / "mid.yml", "base: gone.yml\n")
-    with pytest.raises(ConfigError, match=r"mid\.yml: base 'gone\.yml' not found"):
-        load_config(_write(tmp_path / "top2.yml", "base: mid.yml\n"), Run)
+    _refused(_write(tmp_path / "top2.yml", "base: mid.yml\n"), r"mid\.yml: base 'gone\.yml' not found")
 
 
 def test_a_cycle_of_bases_names_the_chain(tmp_path):
     _write(tmp_path / "a.yml", "base: b.yml\n")
     _write(tmp_path / "b.yml", "base: c.yml\n")
     _write(tmp_path / "c.yml", "base: a.yml\n")
-    with pytest.raises(ConfigError) as exc:
-        load_config(tmp_path / "a.yml", Run)
-    msg = str(exc.value)
+    msg = _refused(tmp_path / "a.yml", "cycle of bases")
     assert msg.startswith(f"{tmp_path / 'c.yml'}: cycle of bases: ")
     assert msg.endswith(" -> ".join(str(tmp_path / n) for n in ("a.yml", "b.yml", "c.yml", "a.yml")))
-    with pytest.raises(ConfigError, match=r"self\.yml: cycle of bases: .*self\.yml -> .*self\.yml$"):
-        load_config(_write(tmp_path / "self.yml", "base: self.yml\n"), Run)
+    _refused(_write(tmp_path / "self.yml", "base: self.yml\n"), r"self\.yml: cycle of bases: .*self\.yml -> .*self\.yml$")
 
 
 def test_a_base_that_is_not_a_mapping_is_named_with_the_file_naming_it(tmp_path):
     _write(tmp_path / "list.yml", "- lr: 0.1\n")
-    top = _write(tmp_path / "top.yml", "base: list.yml\n")
-    with pytest.raises(ConfigError, match=r"list\.yml: top level must be a mapping, got list \(a 'base' of .*top\.yml"):
-        load_config(top, Run)
-    with pytest.raises(ConfigError, match=r"top\.yml: 'base' must be a file name or a list of file names, got 3"):
-        load_config(_write(tmp_path / "top.yml", "base: 3\n"), Run)
+    _refused(_write(tmp_path / "top.yml", "base: list.yml\n"),
+             r"list\.yml: top level must be a mapping, got list \(a 'base' of .*top\.yml")
+    _refused(_write(tmp_path / "top.yml", "base: 3\n"), r"top\.yml: 'base' must be a file name or a list of file names, got 3")
 
 
 def test_base_is_a_top_level_key_only(tmp_path):
-    with pytest.raises(ConfigError, match=r"c\.yml: unknown key 'train\.base'"):
-        load_config(_write(tmp_path / "c.yml", "train: {base: a.yml}\n"), Run)
+    _refused(_write(tmp_path / "c.yml", "train: {base: a.yml}\n"), r"c\.yml: unknown key 'train\.base'")
 
 
 # --- the resolved result: --print-config and config.resolved.yml ---------------------------------
