@@ -482,3 +482,13 @@ def test_ground_truth_cache_encodes_each_sentence_once(encoders, monkeypatch):
     assert len(small) == 2 and a not in small and c in small
     with pytest.raises(ValueError):
         GroundTruthCache(enc, max_entries=0)
+
+
+def test_an_unknown_pooling_is_refused_by_both_sentence_paths(encoders):
+    enc = encoders["bert"]
+    with pytest.raises(ValueError, match="unknown pooling 'max'; valid: token, mean"):
+        enc.encode_text(SENTENCES[:1], pooling="max")
+    with pytest.raises(ValueError, match="unknown pooling 'max'; valid: token, mean"):
+        enc.encode_ids(enc.tokenizer.encode_sentences(SENTENCES[:1]), pooling="max")
+    mean = enc.encode_ids(enc.tokenizer.encode_sentences(SENTENCES[:1]), pooling="mean")[0]
+    torch.testing.assert_close(mean, enc.encode_text(SENTENCES[:1], pooling="mean"), rtol=0, atol=0)

@@ -191,6 +191,8 @@ class FrozenTextEncoder(nn.Module):
     def encode_ids(self, batch: SentenceBatch, pooling: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (pooled (N, out_dim), hidden (N, L, width)) of tokenized sentences (with autograd),
         pooled by ``pooling`` (None = the encoder's own)."""
+        if pooling is not None and pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
         ids, mask, eot = (t.to(self.device) for t in batch)
         if int(ids.max()) >= self.num_embeddings:
             raise ValueError(f"token id {int(ids.max())} is past the embedding table ({self.num_embeddings} rows)")
@@ -200,6 +202,4 @@ class FrozenTextEncoder(nn.Module):
     def encode_text(self, sentences: Sequence[str], pooling: Optional[str] = None) -> torch.Tensor:
         """Return the pooled embeddings (N, out_dim) of plain sentences, without gradient; ``pooling``
         (``token`` | ``mean``) reads them another way than the model's own for this call."""
-        if pooling is not None and pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
         return self.encode_ids(self.tokenizer.encode_sentences(list(sentences)), pooling)[0]
