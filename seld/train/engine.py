@@ -120,8 +120,6 @@ class Trainer:
         self.writer = None
         self.averager = WeightAverage(self.task, self.optimizer, cfg.ema_decay) if cfg.ema_decay is not None else None
         """The weights' moving average (``train.ema_decay``; None: off)."""
-        self.ema: dict[str, torch.Tensor] | None = self.averager.weights if self.averager is not None else None
-        """The average's tensors, keyed like the task's state_dict (what checkpoints store under ``ema``)."""
         # one run per out_dir (rank 0 holds it): before reading last.pt or removing temporary files
         self._out_lock = FolderLock(self.out_dir, "training") if self.dist.is_main else None
         if self._out_lock is not None:
@@ -426,6 +424,12 @@ class Trainer:
                 record[f"val_{k}"] = v
         self.task.train()
         return record
+
+    @property
+    def ema(self) -> dict[str, torch.Tensor] | None:
+        """The average's tensors, keyed like the task's state_dict (what checkpoints store under ``ema``);
+        None without ``train.ema_decay``."""
+        return self.averager.weights if self.averager is not None else None
 
     @property
     def finished(self) -> bool:
